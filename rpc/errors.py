@@ -1,0 +1,170 @@
+"""The one exception hierarchy of the framework, rooted at :class:`RpcError`.
+
+Every error tells the caller what happened to the call, through :attr:`RpcError.outcome`:
+
+* ``NOT_DELIVERED`` -- the server never received the call; retrying is always safe.
+* ``NOT_EXECUTED``  -- the server received the call but refused it before running the handler
+  (unknown method, invalid argument, too busy, shutting down); retrying is safe.
+* ``EXECUTED``      -- the handler ran (it raised, or its reply is what you got).
+* ``UNKNOWN``       -- the call may or may not have run (deadline passed or peer vanished after
+  the call was sent); retry only idempotent operations.
+
+Any exception escaping the library that is not an ``RpcError`` (or trio's own cancellation)
+is a bug.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class CallOutcome(enum.Enum):
+    """What is known about whether a failed call ran on the server."""
+
+    NOT_DELIVERED = "not delivered"
+    NOT_EXECUTED = "delivered, not executed"
+    EXECUTED = "executed"
+    UNKNOWN = "outcome unknown"
+
+    @property
+    def safe_to_retry(self) -> bool:
+        """True when a retry cannot make the handler run twice."""
+        return self in (CallOutcome.NOT_DELIVERED, CallOutcome.NOT_EXECUTED)
+
+
+class RpcError(Exception):
+    """Root of every error the framework raises."""
+
+    #: Default outcome for the class; instances may override it via the constructor.
+    default_outcome: CallOutcome = CallOutcome.UNKNOWN
+
+    def __init__(self, message: str = "", *, outcome: CallOutcome | None = None) -> None:
+        super().__init__(message)
+        self.outcome: CallOutcome = outcome if outcome is not None else self.default_outcome
+
+    @property
+    def message(self) -> str:
+        """The human-readable message."""
+        return str(self.args[0]) if self.args else ""
+
+    @property
+    def safe_to_retry(self) -> bool:
+        """True when retrying the call cannot execute it twice."""
+        return self.outcome.safe_to_retry
+
+
+class ApplicationError(RpcError):
+    """Base class of every exception declared in an IDL file (generated classes subclass it).
+
+    The handler raised it on purpose, so the call was executed.
+    """
+
+    default_outcome = CallOutcome.EXECUTED
+
+    def __init__(self, message: str = "", *, outcome: CallOutcome | None = None) -> None:
+        super().__init__(message, outcome=outcome)
+
+
+class RemoteError(RpcError):
+    """The handler raised an exception that its method does not declare.
+
+    Carries the exception's type name and message; the server's traceback stays on the server.
+    """
+
+    default_outcome = CallOutcome.EXECUTED
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.type_name = type_name
+        self.remote_message = message
+
+
+class CallRejected(RpcError):
+    """The server received the call and refused it before running any handler."""
+
+    default_outcome = CallOutcome.NOT_EXECUTED
+
+
+class UnknownService(CallRejected):
+    """The server does not serve the requested service."""
+
+
+class UnknownMethod(CallRejected):
+    """The server's service has no method with the requested number."""
+
+
+class VersionMismatch(CallRejected):
+    """The server serves the service, but not the requested version."""
+
+    def __init__(self, message: str, *, low: int, high: int) -> None:
+        super().__init__(message)
+        self.low = low
+        self.high = high
+
+
+class InvalidArgument(CallRejected):
+    """An argument (or result) does not match its IDL type or bounds.
+
+    Raised on the client before sending (outcome ``NOT_DELIVERED``) or by the server when a
+    call's arguments fail validation there (outcome ``NOT_EXECUTED``).
+    """
+
+
+class ServerBusy(CallRejected):
+    """The server is at its concurrency limit and its wait queue is full."""
+
+
+class ShuttingDown(CallRejected):
+    """The server is shutting down and takes no new calls."""
+
+
+class DeadlineExceeded(RpcError):
+    """The call's deadline passed before its reply arrived."""
+
+
+class PeerUnreachable(RpcError):
+    """The peer stopped answering: nothing was acknowledged within the liveness timeout."""
+
+
+class ServerRestarted(RpcError):
+    """The server restarted (new epoch) while the call was outstanding.
+
+    The old server may have run the call before it died; the new one will not run it.
+    """
+
+
+class ProtocolError(RpcError):
+    """The peer sent something that breaks the protocol (for example a malformed reply)."""
+
+
+class ClientClosed(RpcError):
+    """The client (or connection) was closed, so the call could not be made."""
+
+    default_outcome = CallOutcome.NOT_DELIVERED
+
+
+class BadDatagram(RpcError):
+    """An untrusted datagram failed to decode. Raised and caught inside the transport only."""
+
+    default_outcome = CallOutcome.NOT_DELIVERED
+
+
+__all__ = [
+    "ApplicationError",
+    "BadDatagram",
+    "CallOutcome",
+    "CallRejected",
+    "ClientClosed",
+    "DeadlineExceeded",
+    "InvalidArgument",
+    "PeerUnreachable",
+    "ProtocolError",
+    "RemoteError",
+    "RpcError",
+    "ServerBusy",
+    "ServerRestarted",
+    "ShuttingDown",
+    "UnknownMethod",
+    "UnknownService",
+    "VersionMismatch",
+]
