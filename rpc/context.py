@@ -1,0 +1,88 @@
+"""Per-call context for handlers, and the way to run blocking code from a handler.
+
+Inside a handler, :func:`current_call` returns the :class:`CallContext` of the call being
+served: who called, when its deadline passes, and a way to give up on it. The server runs each
+handler in its own trio cancel scope; the scope is cancelled when the call's deadline passes,
+when the client sends a ``CANCEL``, or when :meth:`CallContext.cancel` is called.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+from collections.abc import Callable
+from typing import TypeVar
+
+import trio
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(eq=False)
+class CallContext:
+    """What a handler may know about the call it is serving."""
+
+    #: The client's address.
+    peer: tuple[str, int]
+    #: The client's endpoint epoch (random per client instance).
+    client_epoch: int
+    #: The call's number within that client session.
+    call_number: int
+    service: str
+    version: int
+    method: str
+    #: ``trio.current_time()`` value when the caller stops waiting; ``None``: no deadline.
+    deadline: float | None
+    #: The handler's cancel scope (cancelled on deadline, client cancel or server abort).
+    scope: trio.CancelScope
+
+    def remaining(self) -> float | None:
+        """Seconds until the deadline (negative once passed), or ``None`` without one."""
+        if self.deadline is None:
+            return None
+        return self.deadline - trio.current_time()
+
+    def cancel(self) -> None:
+        """Give up on this call: the handler is cancelled and no reply is sent."""
+        self.scope.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the call has been cancelled, by whatever cause."""
+        return self.scope.cancel_called
+
+
+_CURRENT: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(
+    "rpc_current_call", default=None
+)
+
+
+def current_call() -> CallContext | None:
+    """The context of the call the calling handler task serves, or ``None`` outside one."""
+    return _CURRENT.get()
+
+
+def _set_current(context: CallContext) -> None:
+    """Bind ``context`` to the running handler task (server use only)."""
+    _CURRENT.set(context)
+
+
+async def run_sync_in_thread(
+    fn: Callable[..., T], *args: object, abandon_on_cancel: bool = False
+) -> T:
+    """Run blocking ``fn(*args)`` in a worker thread so the server keeps serving.
+
+    Cancellation semantics (a thread cannot be interrupted):
+
+    * ``abandon_on_cancel=False`` (default): when the call is cancelled (deadline, client
+      cancel, shutdown), the handler waits for ``fn`` to return and is then cancelled; ``fn``'s
+      result is discarded. Use this when ``fn`` must not outlive the call.
+    * ``abandon_on_cancel=True``: the handler is cancelled at once and the thread is left to
+      finish on its own; its result or exception is discarded. Use this for reads whose late
+      completion is harmless.
+
+    Exceptions from ``fn`` propagate to the handler unchanged (an undeclared one reaches the
+    client as ``RemoteError``). Threads come from trio's default limiter (40 at once); pass
+    long-blocking work through your own ``trio.CapacityLimiter`` if you need another bound.
+    """
+    return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=abandon_on_cancel)

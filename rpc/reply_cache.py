@@ -1,0 +1,280 @@
+"""The server's at-most-once reply cache (design and reasoning: ``docs/rpc-layer.md``).
+
+A call's identity is ``(session, call number)`` where a session is one client endpoint instance,
+``(client address, client epoch)``. Each entry goes through the states below; transitions are a
+table, and an input with no entry in it is a bug (``KeyError`` would surface in tests).
+
+=========  ==================  =========
+state      input               new state
+=========  ==================  =========
+RUNNING    complete(reply)     REPLIED   -- reply bytes kept for duplicates
+RUNNING    complete(None)      SETTLED   -- oneway, cancelled, or deadline passed: nothing to send
+REPLIED    reply_acked         SETTLED   -- the client has the reply: drop the bytes, keep a mark
+=========  ==================  =========
+
+Entries are *deleted* only when the client's ``floor`` passes them (the client promises it will
+never send those call numbers again) or when the whole session is dead (client restarted, or idle
+for longer than any client could still be retransmitting). They are never evicted to make room:
+when the caps are reached, *new* calls are refused (``Admission.BUSY``) instead.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import enum
+import heapq
+
+Address = tuple[str, int]  # as in rpc.endpoint (Contract 2)
+SessionKey = tuple[Address, int]  # (client address, client endpoint epoch)
+
+#: Bytes charged per entry on top of its reply, so that reply-less entries are bounded too
+#: (a rough size of the entry object, its dict slot and its heap slot in CPython).
+ENTRY_OVERHEAD = 200
+
+
+class EntryState(enum.Enum):
+    """Where one call is in its life on the server."""
+
+    RUNNING = "running"
+    REPLIED = "replied"
+    SETTLED = "settled"
+
+
+class Admission(enum.Enum):
+    """What the server should do with an arriving call."""
+
+    NEW = "execute it"
+    RUNNING = "duplicate of a running call: ignore"
+    REPLAY = "duplicate of a finished call: resend the cached reply"
+    SETTLED = "duplicate of a call whose reply the client has: ignore"
+    STALE = "below the client's floor: ignore"
+    BUSY = "caps reached: refuse with ServerBusy"
+
+
+_TRANSITIONS: dict[tuple[EntryState, str], EntryState] = {
+    (EntryState.RUNNING, "reply"): EntryState.REPLIED,
+    (EntryState.RUNNING, "silent"): EntryState.SETTLED,
+    (EntryState.REPLIED, "reply_acked"): EntryState.SETTLED,
+}
+
+_ADMISSION_OF_STATE = {
+    EntryState.RUNNING: Admission.RUNNING,
+    EntryState.REPLIED: Admission.REPLAY,
+    EntryState.SETTLED: Admission.SETTLED,
+}
+
+
+class _Entry:
+    __slots__ = ("below_floor", "message_id", "reply", "state")
+
+    def __init__(self) -> None:
+        self.state = EntryState.RUNNING
+        self.reply: bytes | None = None
+        self.message_id: int | None = None
+        self.below_floor = False  # floor passed it while running: delete once it finishes
+
+
+class _Session:
+    __slots__ = ("addr", "entries", "floor", "heap", "last_active", "running")
+
+    def __init__(self, addr: Address, now: float) -> None:
+        self.addr = addr
+        self.floor = 0
+        self.entries: dict[int, _Entry] = {}
+        self.heap: list[int] = []  # call numbers of entries, for O(log n) release by floor
+        self.running = 0
+        self.last_active = now
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplyCacheStatistics:
+    """Counters and gauges of a :class:`ReplyCache`."""
+
+    sessions: int
+    entries: int
+    running: int
+    bytes: int
+    hits: int  # duplicates answered from the cache (REPLAY)
+    duplicates_ignored: int  # duplicates of running or settled calls
+    stale: int  # calls below their client's floor
+    busy_refusals: int
+    released: int  # entries deleted because the client's floor passed them
+    evictions: int  # entries deleted with a dead or expired session
+
+
+class ReplyCache:
+    """Bounded at-most-once reply cache keyed by ``(session, call number)``."""
+
+    def __init__(
+        self,
+        *,
+        max_sessions: int = 4096,
+        max_calls_per_session: int = 1024,
+        max_bytes: int = 64 * 1024 * 1024,
+        session_ttl: float = 300.0,
+    ) -> None:
+        self.max_sessions = max_sessions
+        self.max_calls_per_session = max_calls_per_session
+        self.max_bytes = max_bytes
+        self.session_ttl = session_ttl
+        self._sessions: collections.OrderedDict[SessionKey, _Session] = collections.OrderedDict()
+        self._by_message: dict[tuple[Address, int], tuple[SessionKey, int]] = {}
+        self._entries = 0
+        self._running = 0
+        self._bytes = 0
+        self._hits = 0
+        self._ignored = 0
+        self._stale = 0
+        self._busy = 0
+        self._released = 0
+        self._evictions = 0
+
+    # -- arrivals ---------------------------------------------------------------------------
+
+    def begin(
+        self, key: SessionKey, call_no: int, floor: int, *, now: float
+    ) -> tuple[Admission, bytes | None]:
+        """Classify an arriving call; for ``NEW`` a RUNNING entry now exists.
+
+        Returns the admission and, for ``REPLAY``, the cached reply bytes.
+        """
+        self.expire(now=now)
+        session = self._sessions.get(key)
+        if session is None:
+            if len(self._sessions) >= self.max_sessions:
+                self._busy += 1
+                return Admission.BUSY, None
+            session = self._sessions[key] = _Session(key[0], now)
+        else:
+            session.last_active = now
+            self._sessions.move_to_end(key)
+        if floor > session.floor:
+            self._raise_floor(session, floor)
+        entry = session.entries.get(call_no)
+        if entry is not None:
+            admission = _ADMISSION_OF_STATE[entry.state]
+            if admission is Admission.REPLAY:
+                self._hits += 1
+                return admission, entry.reply
+            self._ignored += 1
+            return admission, None
+        if call_no < session.floor:
+            self._stale += 1
+            return Admission.STALE, None
+        if (
+            len(session.entries) >= self.max_calls_per_session
+            or self._bytes + ENTRY_OVERHEAD > self.max_bytes
+        ):
+            self._busy += 1
+            return Admission.BUSY, None
+        session.entries[call_no] = _Entry()
+        heapq.heappush(session.heap, call_no)
+        session.running += 1
+        self._running += 1
+        self._entries += 1
+        self._bytes += ENTRY_OVERHEAD
+        return Admission.NEW, None
+
+    def _raise_floor(self, session: _Session, floor: int) -> None:
+        session.floor = floor
+        heap = session.heap
+        while heap and heap[0] < floor:
+            call_no = heapq.heappop(heap)
+            entry = session.entries[call_no]
+            if entry.state is EntryState.RUNNING:
+                entry.below_floor = True
+            else:
+                self._delete(session, call_no, entry)
+                self._released += 1
+
+    # -- completions ------------------------------------------------------------------------
+
+    def complete(self, key: SessionKey, call_no: int, reply: bytes | None) -> None:
+        """The handler finished: keep ``reply`` for duplicates (``None``: nothing to send)."""
+        session = self._sessions.get(key)
+        entry = session.entries.get(call_no) if session is not None else None
+        if session is None or entry is None:
+            return  # the session died while the call ran
+        entry.state = _TRANSITIONS[entry.state, "silent" if reply is None else "reply"]
+        session.running -= 1
+        self._running -= 1
+        if entry.below_floor:
+            self._delete(session, call_no, entry)
+            self._released += 1
+        elif reply is not None:
+            entry.reply = reply
+            self._bytes += len(reply)
+
+    def bind_message(self, key: SessionKey, call_no: int, message_id: int) -> None:
+        """Record the transport message id that carries the reply, to release it on ack."""
+        session = self._sessions.get(key)
+        entry = session.entries.get(call_no) if session is not None else None
+        if entry is None or entry.state is not EntryState.REPLIED:
+            return
+        if entry.message_id is not None:
+            self._by_message.pop((key[0], entry.message_id), None)
+        entry.message_id = message_id
+        self._by_message[key[0], message_id] = (key, call_no)
+
+    def reply_acked(self, addr: Address, message_id: int) -> bool:
+        """The client's transport acknowledged a message; release the reply it carried."""
+        found = self._by_message.pop((addr, message_id), None)
+        if found is None:
+            return False
+        key, call_no = found
+        entry = self._sessions[key].entries[call_no]
+        entry.state = _TRANSITIONS[entry.state, "reply_acked"]
+        entry.message_id = None
+        if entry.reply is not None:
+            self._bytes -= len(entry.reply)
+            entry.reply = None
+        return True
+
+    # -- session death ----------------------------------------------------------------------
+
+    def drop_session(self, key: SessionKey) -> None:
+        """Forget a session whose client instance is dead (it restarted with a new epoch)."""
+        session = self._sessions.pop(key, None)
+        if session is None:
+            return
+        for call_no, entry in list(session.entries.items()):
+            self._delete(session, call_no, entry)
+            self._evictions += 1
+            if entry.state is EntryState.RUNNING:
+                self._running -= 1
+
+    def expire(self, *, now: float) -> None:
+        """Drop sessions idle for longer than ``session_ttl`` that have nothing running."""
+        sessions = self._sessions
+        for _ in range(len(sessions)):
+            key, session = next(iter(sessions.items()))
+            if now - session.last_active <= self.session_ttl:
+                return
+            if session.running:
+                session.last_active = now  # still working for it: not idle
+                sessions.move_to_end(key)
+            else:
+                self.drop_session(key)
+
+    def _delete(self, session: _Session, call_no: int, entry: _Entry) -> None:
+        del session.entries[call_no]
+        self._entries -= 1
+        self._bytes -= ENTRY_OVERHEAD + (len(entry.reply) if entry.reply is not None else 0)
+        if entry.message_id is not None:
+            self._by_message.pop((session.addr, entry.message_id), None)
+
+    def statistics(self) -> ReplyCacheStatistics:
+        """A snapshot of the cache's counters."""
+        return ReplyCacheStatistics(
+            sessions=len(self._sessions),
+            entries=self._entries,
+            running=self._running,
+            bytes=self._bytes,
+            hits=self._hits,
+            duplicates_ignored=self._ignored,
+            stale=self._stale,
+            busy_refusals=self._busy,
+            released=self._released,
+            evictions=self._evictions,
+        )

@@ -1,0 +1,120 @@
+"""The RPC-layer envelopes round-trip, and untrusted input raises only ProtocolError."""
+
+from __future__ import annotations
+
+import contextlib
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rpc import callproto
+from rpc.callproto import Status
+from rpc.errors import ProtocolError
+
+
+def test_call_round_trips() -> None:
+    data = callproto.encode_call(7, "Calc", 2, 3, 1500, callproto.FLAG_ONEWAY, 5, 99, {1: "x"})
+    message = callproto.unpack_untrusted(data)
+    assert callproto.message_kind(message) == callproto.KIND_CALL
+    call = callproto.decode_call_untrusted(message)
+    assert call == callproto.CallMessage(7, "Calc", 2, 3, 1500, callproto.FLAG_ONEWAY, 5, 99,
+                                         {1: "x"})
+
+
+def test_call_without_deadline_has_nil_budget() -> None:
+    data = callproto.encode_call(1, "S", 1, 0, None, 0, 0, 0, {})
+    assert callproto.decode_call_untrusted(callproto.unpack_untrusted(data)).budget_ms is None
+
+
+def test_reply_round_trips() -> None:
+    data = callproto.encode_reply(3, Status.VERSION_MISMATCH, [1, 4])
+    message = callproto.unpack_untrusted(data)
+    assert callproto.message_kind(message) == callproto.KIND_REPLY
+    assert callproto.decode_reply_untrusted(message) == (3, Status.VERSION_MISMATCH, [1, 4])
+
+
+@pytest.mark.parametrize(
+    ("encode", "kind"),
+    [
+        (callproto.encode_cancel, callproto.KIND_CANCEL),
+        (callproto.encode_ping, callproto.KIND_PING),
+    ],
+)
+def test_short_messages_carry_their_call_number(encode: object, kind: int) -> None:
+    assert callable(encode)
+    message = callproto.unpack_untrusted(encode(2**64 - 1))
+    assert callproto.message_kind(message) == kind
+    assert callproto.decode_call_number_untrusted(message) == 2**64 - 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [1, -1, "S", 1, 0, None, 0, 0, 0, {}],  # negative call number
+        [1, 1, 5, 1, 0, None, 0, 0, 0, {}],  # service not a string
+        [1, 1, "S", 1, 0, None, 0x80, 0, 0, {}],  # unknown flag
+        [1, 1, "S", 1, 0, 1.5, 0, 0, 0, {}],  # budget not an integer
+        [1, 1, "S" * 300, 1, 0, None, 0, 0, 0, {}],  # absurd service name
+        [1, 1, "S", True, 0, None, 0, 0, 0, {}],  # bool is not an int
+        [1, 1, "S", 1, 0, None, 0, 0, 0],  # too short
+    ],
+)
+def test_malformed_calls_are_protocol_errors(value: list[object]) -> None:
+    message = callproto.unpack_untrusted(msgpack.packb(value))
+    with pytest.raises(ProtocolError):
+        callproto.decode_call_untrusted(message)
+
+
+@pytest.mark.parametrize(
+    "value", [[2, 1, 99, None], [2, 1, "0", None], [2, -4, 0, None], [2, 1, 0]]
+)
+def test_malformed_replies_are_protocol_errors(value: list[object]) -> None:
+    with pytest.raises(ProtocolError):
+        callproto.decode_reply_untrusted(callproto.unpack_untrusted(msgpack.packb(value)))
+
+
+@pytest.mark.parametrize("data", [b"", b"\xc1", b"\x91", msgpack.packb({1: 2}), b"\x92\x01"])
+def test_undecodable_bytes_are_protocol_errors(data: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        callproto.unpack_untrusted(data)
+
+
+def _decode_any(data: bytes) -> None:
+    message = callproto.unpack_untrusted(data)
+    decoders = {
+        callproto.KIND_CALL: callproto.decode_call_untrusted,
+        callproto.KIND_REPLY: callproto.decode_reply_untrusted,
+        callproto.KIND_CANCEL: callproto.decode_call_number_untrusted,
+        callproto.KIND_PING: callproto.decode_call_number_untrusted,
+    }
+    decoder = decoders.get(callproto.message_kind(message))
+    if decoder is not None:
+        decoder(message)
+
+
+@given(st.binary(max_size=64))
+def test_random_bytes_raise_only_protocol_error(data: bytes) -> None:
+    with contextlib.suppress(ProtocolError):  # anything else fails the test
+        _decode_any(data)
+
+
+_msgpack_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=5)
+    | st.binary(max_size=5) | st.floats(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.integers(0, 5), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.integers(1, 4), st.lists(_msgpack_values, max_size=11))
+def test_random_arrays_raise_only_protocol_error(kind: int, rest: list[object]) -> None:
+    try:
+        data = msgpack.packb([kind, *rest])
+    except (OverflowError, ValueError):
+        return  # msgpack cannot even encode it, so no peer can send it
+    with contextlib.suppress(ProtocolError):  # anything else fails the test
+        _decode_any(data)
