@@ -1,0 +1,211 @@
+"""Service tables: what generated code tells the runtime about each service and method.
+
+A generated module builds one :class:`ServiceSpec` per service version. Its
+:class:`MethodSpec` entries carry the argument, result and exception descriptors and do all
+marshalling, so neither generated code nor the transport contains any (Contract 1 in
+``docs/design.md``).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from rpc.errors import ApplicationError
+from rpc.schema import ExceptionOf, TypeDesc, ValidationError
+
+R = TypeVar("R")
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One numbered parameter of a method; arguments travel like struct fields."""
+
+    number: int
+    name: str
+    type: TypeDesc
+    #: Optional parameters may be ``None``; they are then left off the wire.
+    optional: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec(Generic[R]):
+    """One method of a service, with the codecs of its arguments, result and exceptions.
+
+    ``R`` is the Python type of the result (``None`` for ``void``). Every ``encode_*`` and
+    ``decode_*`` method raises only :class:`~rpc.schema.ValidationError`.
+    """
+
+    name: str
+    number: int
+    params: tuple[Param, ...]
+    result: TypeDesc | None  # None: void
+    throws: tuple[tuple[int, ExceptionOf], ...] = ()
+    oneway: bool = False
+    idempotent: bool = False
+    doc: str = ""
+    python_name: str = ""
+
+    # Precomputed plans, so the per-call work is one loop over tuples.
+    _arg_plan: tuple[tuple[int, str, bool, TypeDesc], ...] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+    _throws_by_number: dict[int, ExceptionOf] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if not self.python_name:
+            object.__setattr__(self, "python_name", self.name)
+        plan = tuple((p.number, p.name, p.optional, p.type) for p in self.params)
+        object.__setattr__(self, "_arg_plan", plan)
+        object.__setattr__(self, "_throws_by_number", dict(self.throws))
+
+    def _arg_path(self, name: str) -> str:
+        return f"{self.name}({name})"
+
+    def encode_args(self, args: Sequence[object]) -> object:
+        """Validate positional arguments and return the wire map ``{param_number: value}``."""
+        plan = self._arg_plan
+        if len(args) != len(plan):
+            raise ValidationError(
+                f"{self.name}()", f"takes {len(plan)} arguments, {len(args)} given"
+            )
+        out: dict[int, object] = {}
+        for (number, name, optional, desc), value in zip(plan, args):
+            if value is None:
+                if optional:
+                    continue
+                raise ValidationError(self._arg_path(name), "required argument is None")
+            try:
+                out[number] = desc._enc(value, 0)
+            except ValidationError as exc:
+                raise exc.prefixed(self._arg_path(name)) from None
+            except RecursionError:
+                raise ValidationError(self._arg_path(name), "value nested too deeply") from None
+        return out
+
+    def decode_args(self, wire: object) -> tuple[object, ...]:
+        """Validate untrusted arguments; returns them in parameter order.
+
+        Unknown parameter numbers are ignored; missing optional parameters are ``None``.
+        """
+        if not isinstance(wire, dict):
+            raise ValidationError(f"{self.name}()", "arguments are not a map")
+        out: list[object] = []
+        for number, name, optional, desc in self._arg_plan:
+            if number in wire:
+                try:
+                    out.append(desc._dec(wire[number], 0))
+                except ValidationError as exc:
+                    raise exc.prefixed(self._arg_path(name)) from None
+                except RecursionError:
+                    raise ValidationError(self._arg_path(name), "nested too deeply") from None
+            elif optional:
+                out.append(None)
+            else:
+                raise ValidationError(self._arg_path(name), "required argument is missing")
+        return tuple(out)
+
+    def encode_result(self, value: object) -> object:
+        """Validate the handler's return value; ``void`` methods must return ``None``."""
+        if self.result is None:
+            if value is not None:
+                raise ValidationError(f"{self.name}() result", "void method returned a value")
+            return None
+        return self.result.encode(value, f"{self.name}() result")
+
+    def decode_result(self, wire: object) -> R:
+        """Validate an untrusted result."""
+        if self.result is None:
+            if wire is not None:
+                raise ValidationError(f"{self.name}() result", "void method returned a value")
+            return None  # type: ignore[return-value]  # R is None for void methods
+        value: Any = self.result.decode(wire, f"{self.name}() result")
+        return value  # type: ignore[no-any-return]  # descriptor checked the type
+
+    def encode_exception(self, exc: BaseException) -> tuple[int, object] | None:
+        """Encode a declared exception as ``(throws_number, wire)``; ``None`` if undeclared."""
+        for number, desc in self.throws:
+            if isinstance(exc, desc.cls):
+                return number, desc.encode(exc, f"{self.name}() throws {desc.name}")
+        return None
+
+    def decode_exception(self, number: int, wire: object) -> ApplicationError:
+        """Decode an untrusted declared exception into the application's exception object."""
+        desc = self._throws_by_number.get(number) if type(number) is int else None
+        if desc is None:
+            raise ValidationError(f"{self.name}()", f"undeclared exception number {number!r:.40}")
+        exc = desc.decode(wire, f"{self.name}() throws {desc.name}")
+        if not isinstance(exc, ApplicationError):
+            raise ValidationError(f"{self.name}()", f"{desc.name} is not an ApplicationError")
+        return exc
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceSpec:
+    """One version of one service: its name, version and method table."""
+
+    name: str
+    version: int
+    methods: tuple[MethodSpec[Any], ...]
+    doc: str = ""
+
+    _by_number: dict[int, MethodSpec[Any]] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_number", {m.number: m for m in self.methods})
+
+    def __hash__(self) -> int:
+        # Runtimes key tables by service; hashing every method spec each time would be slow.
+        return hash((self.name, self.version))
+
+    def method(self, number: int) -> MethodSpec[Any] | None:
+        """The method with this number, or ``None``."""
+        return self._by_number.get(number)
+
+
+class AsyncCaller(Protocol):
+    """What an async generated client calls through (implemented by ``rpc.Client``)."""
+
+    async def call(
+        self,
+        service: ServiceSpec,
+        method: MethodSpec[R],
+        args: tuple[object, ...],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """Make one call and return its decoded result (raises ``RpcError`` subclasses)."""
+        ...
+
+
+class SyncCaller(Protocol):
+    """What a blocking generated client calls through (implemented by ``rpc.SyncClient``)."""
+
+    def call(
+        self,
+        service: ServiceSpec,
+        method: MethodSpec[R],
+        args: tuple[object, ...],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """Make one call and return its decoded result (raises ``RpcError`` subclasses)."""
+        ...
+
+
+class Handler(abc.ABC):  # abstract methods live in the generated subclasses
+    """Base of generated handler classes; ``SERVICE`` names the service they implement.
+
+    The server calls ``getattr(handler, method.python_name)(*args)`` and awaits the result.
+    """
+
+    SERVICE: ClassVar[ServiceSpec]
+
+
+__all__ = ["AsyncCaller", "Handler", "MethodSpec", "Param", "ServiceSpec", "SyncCaller"]
