@@ -1,0 +1,23 @@
+"""Tools for testing code built on udprpc: a simulated network and a chaos proxy.
+
+``SimNetwork`` is a seeded, deterministic datagram network for trio tests (run them on
+``trio.testing.MockClock(autojump_threshold=0)``, pytest-trio's ``autojump_clock`` fixture): it
+loses, duplicates, reorders, delays, corrupts and truncates datagrams per direction, has blackhole
+periods and partitions, and records what it did. ``ChaosProxy`` applies the same faults to real
+UDP traffic on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from rpc._faults import DropCause, FaultStatistics, GilbertElliott, LinkFaults
+from rpc._simnet import SimNetwork, SimSocket, TraceEvent
+
+__all__ = [
+    "DropCause",
+    "FaultStatistics",
+    "GilbertElliott",
+    "LinkFaults",
+    "SimNetwork",
+    "SimSocket",
+    "TraceEvent",
+]
