@@ -143,6 +143,18 @@ class ClientClosed(RpcError):
     default_outcome = CallOutcome.NOT_DELIVERED
 
 
+class SendBufferFull(RpcError):
+    """The transport's send buffer for this peer is full: wait for capacity, then retry."""
+
+    default_outcome = CallOutcome.NOT_DELIVERED
+
+
+class MessageTooLarge(RpcError):
+    """The message exceeds the transport's ``max_message_size``; it was not sent."""
+
+    default_outcome = CallOutcome.NOT_DELIVERED
+
+
 class BadDatagram(RpcError):
     """An untrusted datagram failed to decode. Raised and caught inside the transport only."""
 
@@ -157,10 +169,12 @@ __all__ = [
     "ClientClosed",
     "DeadlineExceeded",
     "InvalidArgument",
+    "MessageTooLarge",
     "PeerUnreachable",
     "ProtocolError",
     "RemoteError",
     "RpcError",
+    "SendBufferFull",
     "ServerBusy",
     "ServerRestarted",
     "ShuttingDown",
