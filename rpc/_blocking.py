@@ -1,0 +1,183 @@
+"""The blocking driver: runs a sans-I/O endpoint over a plain socket, with no threads and no loop.
+
+The synchronous client calls :meth:`BlockingDriver.send_message`, then :meth:`BlockingDriver.poll`
+until its reply shows up in :meth:`BlockingDriver.events`. ``poll`` waits (in ``poll(2)``) for a
+datagram or the endpoint's timer, whichever comes first, so the caller's own thread does all the
+work: no hop into an event loop, which would cost more than the round trip itself.
+"""
+
+from __future__ import annotations
+
+import math
+import select
+import socket
+import time
+from collections.abc import Callable
+from typing import Generic
+
+from rpc._io import (
+    RECEIVE_BATCH,
+    RECV_BUFSIZE,
+    Address,
+    DriverEndpoint,
+    DriverStatistics,
+    EventT,
+    bind_udp_socket,
+    local_address,
+    timer_deadline,
+)
+from rpc.errors import ClientClosed
+
+#: Longest a send waits for room in a full socket buffer before the datagram is dropped (the
+#: endpoint retransmits it); bounded so that a wedged socket cannot hang a synchronous caller.
+SEND_WAIT_LIMIT = 0.5
+
+__all__ = ["BlockingDriver", "bind_udp_socket"]
+
+
+def _wait(sock: socket.socket, *, writable: bool, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``sock`` to become readable (or writable)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT if writable else select.POLLIN)
+        # poll(2) counts milliseconds; round up so that we never wake before the timer.
+        return bool(poller.poll(math.ceil(timeout * 1000)))
+    ready = (
+        select.select([], [sock], [], timeout)
+        if writable
+        else select.select([sock], [], [], timeout)
+    )
+    return any(ready)
+
+
+class BlockingDriver(Generic[EventT]):
+    """Runs ``endpoint`` over ``sock`` (taken over and made non-blocking), on ``clock`` time."""
+
+    def __init__(
+        self,
+        endpoint: DriverEndpoint[EventT],
+        sock: socket.socket,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        receive_batch: int = RECEIVE_BATCH,
+    ) -> None:
+        sock.setblocking(False)
+        self.endpoint = endpoint
+        self.socket = sock
+        self._clock = clock
+        self._batch = max(1, receive_batch)
+        self._address = local_address(sock)
+        self._last_fire = -math.inf
+        self._closed = False
+        self._counts = dict.fromkeys(DriverStatistics.__dataclass_fields__, 0)
+        self._poller = select.poll() if hasattr(select, "poll") else None
+        if self._poller is not None:
+            self._poller.register(sock, select.POLLIN)
+
+    @property
+    def address(self) -> Address:
+        """The local address of the socket."""
+        return self._address
+
+    def send_message(self, addr: Address, payload: bytes) -> int:
+        """Queue ``payload`` for ``addr`` and send what can go now; returns the message id."""
+        if self._closed:
+            raise ClientClosed("the transport is closed")
+        now = self._clock()
+        message_id = self.endpoint.send_message(addr, payload, now=now)
+        self._flush(now)
+        return message_id
+
+    def poll(self, deadline: float) -> None:
+        """Wait until a datagram arrives, the endpoint's timer is due or ``deadline`` passes.
+
+        Then feed what arrived, run due timers and send what the endpoint wants sent. Returns
+        at the latest at ``deadline`` (on this driver's clock); events are left for
+        :meth:`events`.
+        """
+        if self._closed:
+            raise ClientClosed("the transport is closed")
+        now = self._clock()
+        timer = timer_deadline(self.endpoint.get_timer(), self._last_fire)
+        wake = deadline if timer is None else min(deadline, timer)
+        if wake > now:
+            self._wait_readable(wake - now)
+            now = self._clock()
+        self._receive_batch(now)
+        timer = timer_deadline(self.endpoint.get_timer(), self._last_fire)
+        if timer is not None and timer <= now:
+            self._last_fire = now
+            self._counts["timer_fires"] += 1
+            self.endpoint.handle_timer(now=now)
+        self._flush(now)
+
+    def events(self) -> list[EventT]:
+        """Every event the endpoint has produced since the last call, oldest first."""
+        events = []
+        next_event = self.endpoint.next_event
+        while (event := next_event()) is not None:
+            events.append(event)
+        return events
+
+    def flush(self) -> None:
+        """Send pending datagrams (after using the endpoint directly)."""
+        self._flush(self._clock())
+
+    def statistics(self) -> DriverStatistics:
+        """Socket-level counters."""
+        return DriverStatistics(**self._counts)
+
+    def close(self) -> None:
+        """Send what is pending (best effort) and close the socket."""
+        if self._closed:
+            return
+        self._flush(self._clock())
+        self._closed = True
+        self.socket.close()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _wait_readable(self, timeout: float) -> None:
+        if self._poller is not None:
+            self._poller.poll(math.ceil(timeout * 1000))
+        else:
+            _wait(self.socket, writable=False, timeout=timeout)
+
+    def _receive_batch(self, now: float) -> None:
+        recvfrom, receive = self.socket.recvfrom, self.endpoint.receive_datagram
+        for _ in range(self._batch):
+            try:
+                data, addr = recvfrom(RECV_BUFSIZE)
+            except BlockingIOError:
+                return
+            except OSError:  # e.g. an ICMP error reported on the socket
+                self._counts["receive_errors"] += 1
+                return
+            self._counts["datagrams_received"] += 1
+            receive(data, (addr[0], addr[1]), now=now)
+
+    def _flush(self, now: float) -> None:
+        if self._closed:
+            return
+        for data, addr in self.endpoint.datagrams_to_send(now=now):
+            self._send(data, addr)
+
+    def _send(self, data: bytes, addr: Address) -> None:
+        counts = self._counts
+        give_up = None
+        while True:
+            try:
+                self.socket.sendto(data, addr)
+            except BlockingIOError:
+                counts["send_waits"] += 1
+                now = self._clock()
+                give_up = now + SEND_WAIT_LIMIT if give_up is None else give_up
+                if now >= give_up or not _wait(self.socket, writable=True, timeout=give_up - now):
+                    counts["send_drops"] += 1
+                    return
+                continue
+            except OSError:  # unreachable network, datagram too large...: lost, like on a wire
+                counts["send_errors"] += 1
+                return
+            counts["datagrams_sent"] += 1
+            return

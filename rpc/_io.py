@@ -1,0 +1,143 @@
+"""What the I/O drivers share: the socket and endpoint interfaces, UDP setup, driver counters.
+
+The drivers (:mod:`rpc._trio`, :mod:`rpc._blocking`) are written against two small protocols
+rather than concrete classes, so the simulated socket of :mod:`rpc.testing` and any object with
+the sans-I/O endpoint's methods can be driven the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+Address = tuple[str, int]
+EventT = TypeVar("EventT")
+EventT_co = TypeVar("EventT_co", covariant=True)
+
+#: Receive buffer for one datagram: the largest UDP payload is 65,507 bytes (65,535 minus the
+#: IPv4 and UDP headers, RFC 768 / RFC 791), so this never truncates.
+RECV_BUFSIZE = 65536
+#: Datagrams read in one go before the driver processes events and flushes (coalesces acks).
+RECEIVE_BATCH = 64
+#: Kernel socket buffer requested for each direction: large messages arrive in bursts of
+#: datagrams, and a small default buffer (≈200 KiB on Linux) would drop them.
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+#: Shortest re-arm of a timer that is still due right after it fired; RFC 9002 §6.1.2 calls 1 ms
+#: the timer granularity. Guards against spinning if an endpoint leaves a timer in the past.
+TIMER_GRANULARITY = 0.001
+
+
+class DatagramSocket(Protocol):
+    """A bound datagram socket for :class:`rpc._trio.TrioDriver` (Contract 2)."""
+
+    def getsockname(self) -> Address:
+        """The local address."""
+        ...
+
+    async def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
+        """Wait for a datagram."""
+        ...
+
+    async def sendto(self, data: bytes, addr: Address) -> None:
+        """Send a datagram, waiting while the socket cannot take it."""
+        ...
+
+    def close(self) -> None:
+        """Close; pending and later operations raise ``trio.ClosedResourceError``."""
+        ...
+
+
+class FastDatagramSocket(DatagramSocket, Protocol):
+    """A :class:`DatagramSocket` that can also send and receive without waiting.
+
+    The driver uses these to keep a task switch out of the send path and to read a burst of
+    datagrams per wakeup. Both raise ``trio.ClosedResourceError`` once closed.
+    """
+
+    def try_sendto(self, data: bytes, addr: Address) -> bool:
+        """Send now if the socket can take it; False if it would block."""
+        ...
+
+    def try_recvfrom(self, bufsize: int) -> tuple[bytes, Address] | None:
+        """A datagram if one is waiting, else None."""
+        ...
+
+
+class DriverEndpoint(Protocol[EventT_co]):
+    """The sans-I/O endpoint methods a driver calls (``rpc.endpoint.Endpoint``, Contract 2)."""
+
+    def send_message(self, addr: Address, payload: bytes, *, now: float) -> int:
+        """Queue a message; returns its id."""
+        ...
+
+    def receive_datagram(self, data: bytes, addr: Address, *, now: float) -> None:
+        """Feed one received datagram."""
+        ...
+
+    def handle_timer(self, *, now: float) -> None:
+        """Run whatever timers are due."""
+        ...
+
+    def datagrams_to_send(self, *, now: float) -> list[tuple[bytes, Address]]:
+        """Take every datagram ready to go out."""
+        ...
+
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` should next be called."""
+        ...
+
+    def next_event(self) -> EventT_co | None:
+        """The next event, or None."""
+        ...
+
+
+@dataclass(frozen=True)
+class DriverStatistics:
+    """What a driver did at the socket level (the endpoint counts the protocol level)."""
+
+    datagrams_sent: int = 0
+    datagrams_received: int = 0
+    send_errors: int = 0  # sendto failed (unreachable network, message too long...): dropped
+    receive_errors: int = 0  # recvfrom failed (e.g. an ICMP error reported on the socket)
+    send_waits: int = 0  # datagrams that found the socket buffer full and had to wait
+    send_drops: int = 0  # datagrams dropped because the bounded send backlog was full
+    timer_fires: int = 0
+
+
+def timer_deadline(timer: float | None, last_fire: float) -> float | None:
+    """The time to wake for ``timer``, never sooner than one granularity after the last fire.
+
+    An endpoint whose timer is still due right after ``handle_timer`` would otherwise make the
+    driver spin; RFC 9002 §6.1.2 treats 1 ms as the timer granularity anyway.
+    """
+    if timer is None or timer > last_fire:
+        return timer
+    return last_fire + TIMER_GRANULARITY
+
+
+def bind_udp_socket(
+    address: Address = ("127.0.0.1", 0), *, buffer_bytes: int = SOCKET_BUFFER_BYTES
+) -> socket.socket:
+    """A non-blocking UDP socket bound to a numeric ``address`` (port 0 picks a free port)."""
+    host, port = address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            # The kernel may refuse or cap it; a smaller buffer still works.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, option, buffer_bytes)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def local_address(sock: socket.socket) -> Address:
+    """The (host, port) a socket is bound to (IPv6 flow and scope ids dropped)."""
+    name = sock.getsockname()
+    return (str(name[0]), int(name[1]))

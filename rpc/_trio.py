@@ -1,0 +1,337 @@
+"""The trio driver: runs a sans-I/O endpoint over a datagram socket with the fewest task hops.
+
+One reader task does everything that input causes: it waits for a datagram *or* the endpoint's
+timer (the timer is the deadline of the cancel scope around the read, so a timer costs no extra
+task and no wakeup per datagram), feeds the endpoint, hands its events synchronously to the
+runtime's callback and sends what the endpoint wants sent. ``send_message`` runs in the caller's
+task and sends at once with a non-blocking ``try_sendto``; only when the socket buffer is full do
+datagrams go to a backlog drained by a writer task. A reply therefore reaches its waiting caller
+with exactly one task hop: reader → caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket
+from collections import deque
+from collections.abc import Callable
+from typing import Generic
+
+import trio
+
+from rpc._io import (
+    RECEIVE_BATCH,
+    RECV_BUFSIZE,
+    Address,
+    DatagramSocket,
+    DriverEndpoint,
+    DriverStatistics,
+    EventT,
+    FastDatagramSocket,
+    bind_udp_socket,
+    local_address,
+    timer_deadline,
+)
+from rpc.errors import ClientClosed
+
+#: Datagrams waiting for a full socket buffer to drain; beyond this they are dropped (and
+#: counted): the endpoint retransmits what is lost, and a runaway backlog would only add delay.
+SEND_BACKLOG_LIMIT = 4096
+
+__all__ = [
+    "DatagramSocket",
+    "DriverStatistics",
+    "FastDatagramSocket",
+    "TrioDriver",
+    "TrioUdpSocket",
+    "open_udp_socket",
+]
+
+
+class TrioUdpSocket:
+    """A non-blocking UDP socket for trio; implements :class:`FastDatagramSocket`.
+
+    Reads and writes go straight to the socket and only wait (``trio.lowlevel.wait_readable``
+    / ``wait_writable``) when it has nothing to give or no room: no trio socket wrapper, no
+    extra scheduling round after a wait.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+        self._address = local_address(sock)
+        self._closed = False
+
+    def getsockname(self) -> Address:
+        """The local address."""
+        return self._address
+
+    def fileno(self) -> int:
+        """The file descriptor (for socket options)."""
+        return self._sock.fileno()
+
+    async def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
+        """Wait for a datagram."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
+        while True:
+            if self._closed:
+                raise trio.ClosedResourceError("socket was closed")
+            try:
+                data, addr = self._sock.recvfrom(bufsize)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self._sock)
+                waited = True
+                continue
+            if not waited:  # every trio operation is a schedule point, even when it is quick
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return data, (addr[0], addr[1])
+
+    def try_recvfrom(self, bufsize: int) -> tuple[bytes, Address] | None:
+        """A datagram if one is waiting, else None."""
+        if self._closed:
+            raise trio.ClosedResourceError("socket was closed")
+        try:
+            data, addr = self._sock.recvfrom(bufsize)
+        except BlockingIOError:
+            return None
+        return data, (addr[0], addr[1])
+
+    async def sendto(self, data: bytes, addr: Address) -> None:
+        """Send a datagram, waiting while the socket buffer is full."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
+        while not self.try_sendto(data, addr):
+            await trio.lowlevel.wait_writable(self._sock)
+            waited = True
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def try_sendto(self, data: bytes, addr: Address) -> bool:
+        """Send now if the socket buffer has room; False if it would block."""
+        if self._closed:
+            raise trio.ClosedResourceError("socket was closed")
+        try:
+            self._sock.sendto(data, addr)
+        except BlockingIOError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close the socket; tasks waiting on it get ``trio.ClosedResourceError``."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(RuntimeError):  # closed outside trio: nobody can be waiting
+            trio.lowlevel.notify_closing(self._sock)
+        self._sock.close()
+
+
+async def open_udp_socket(host: str = "127.0.0.1", port: int = 0) -> TrioUdpSocket:
+    """Bind a UDP socket for trio; ``host`` may be a name (resolved without blocking trio)."""
+    infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    sockaddr = infos[0][4]
+    return TrioUdpSocket(bind_udp_socket((str(sockaddr[0]), int(sockaddr[1]))))
+
+
+def _never_sends(data: bytes, addr: Address) -> bool:
+    return False
+
+
+def _never_receives(bufsize: int) -> tuple[bytes, Address] | None:
+    return None
+
+
+class TrioDriver(Generic[EventT]):
+    """Runs ``endpoint`` over ``sock`` inside trio; events go to ``on_event`` synchronously.
+
+    Start it with ``await nursery.start(driver.run)``. ``on_event`` runs in the reader task and
+    must not block (set a ``trio.Event``, put into a channel with ``send_nowait``...).
+    """
+
+    def __init__(
+        self,
+        endpoint: DriverEndpoint[EventT],
+        sock: DatagramSocket,
+        on_event: Callable[[EventT], None],
+        *,
+        receive_batch: int = RECEIVE_BATCH,
+    ) -> None:
+        self.endpoint = endpoint
+        self.socket = sock
+        self._on_event = on_event
+        self._batch = max(1, receive_batch)
+        self._try_sendto: Callable[[bytes, Address], bool] = getattr(
+            sock, "try_sendto", _never_sends
+        )
+        self._try_recvfrom: Callable[[int], tuple[bytes, Address] | None] = getattr(
+            sock, "try_recvfrom", _never_receives
+        )
+        self._backlog: deque[tuple[bytes, Address]] = deque()
+        self._writer_lot = trio.lowlevel.ParkingLot()
+        self._timer_scope: trio.CancelScope | None = None
+        self._last_fire = -math.inf
+        self._closed = False
+        self._counts = dict.fromkeys(DriverStatistics.__dataclass_fields__, 0)
+
+    @property
+    def address(self) -> Address:
+        """The local address of the socket."""
+        return self.socket.getsockname()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Read, time and write until :meth:`aclose` (or cancellation)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._write_backlog)
+            task_status.started()
+            try:
+                await self._read_loop()
+            finally:
+                nursery.cancel_scope.cancel()
+
+    def send_message(self, addr: Address, payload: bytes) -> int:
+        """Queue ``payload`` for ``addr`` and send what can go now; returns the message id.
+
+        Raises ``ClientClosed`` after :meth:`aclose`, and whatever the endpoint raises
+        (``SendBufferFull`` when the peer's send buffer is full).
+        """
+        if self._closed:
+            raise ClientClosed("the transport is closed")
+        now = trio.current_time()
+        message_id = self.endpoint.send_message(addr, payload, now=now)
+        self._flush(now)
+        return message_id
+
+    def flush(self) -> None:
+        """Deliver pending events, send pending datagrams and re-arm the timer.
+
+        Call it after using the endpoint directly (for example ``forget_peer``).
+        """
+        self._after_input(trio.current_time())
+
+    def statistics(self) -> DriverStatistics:
+        """Socket-level counters."""
+        return DriverStatistics(**self._counts)
+
+    async def aclose(self) -> None:
+        """Send what is pending (best effort), close the socket and stop :meth:`run`."""
+        if not self._closed:
+            self._closed = True
+            self._flush(trio.current_time())
+            self.socket.close()
+            self._writer_lot.unpark_all()
+        await trio.lowlevel.checkpoint()
+
+    # -- reader and timer -----------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        recvfrom = self.socket.recvfrom
+        while not self._closed:
+            deadline = timer_deadline(self.endpoint.get_timer(), self._last_fire)
+            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                self._timer_scope = scope
+                while True:
+                    try:
+                        data, addr = await recvfrom(RECV_BUFSIZE)
+                    except trio.ClosedResourceError:
+                        return
+                    except OSError:  # e.g. an ICMP error queued on the socket: nothing to read
+                        self._counts["receive_errors"] += 1
+                        continue
+                    self._on_datagram(data, addr)
+            self._timer_scope = None
+            if scope.cancelled_caught:
+                self._fire_timer()
+
+    def _on_datagram(self, data: bytes, addr: Address) -> None:
+        now = trio.current_time()
+        receive, counts = self.endpoint.receive_datagram, self._counts
+        receive(data, addr, now=now)
+        received = 1
+        while received < self._batch:  # drain the burst before flushing, so acks coalesce
+            try:
+                item = self._try_recvfrom(RECV_BUFSIZE)
+            except (OSError, trio.ClosedResourceError):
+                break
+            if item is None:
+                break
+            receive(item[0], item[1], now=now)
+            received += 1
+        counts["datagrams_received"] += received
+        self._after_input(now)
+
+    def _fire_timer(self) -> None:
+        now = trio.current_time()
+        self._last_fire = now
+        self._counts["timer_fires"] += 1
+        self.endpoint.handle_timer(now=now)
+        self._after_input(now)
+
+    def _after_input(self, now: float) -> None:
+        next_event, on_event = self.endpoint.next_event, self._on_event
+        while (event := next_event()) is not None:
+            on_event(event)
+        self._flush(now)
+
+    def _rearm(self) -> None:
+        """Move the reader's wake-up to the endpoint's timer (earlier or later)."""
+        scope = self._timer_scope
+        if scope is None:
+            return
+        deadline = timer_deadline(self.endpoint.get_timer(), self._last_fire)
+        scope.deadline = math.inf if deadline is None else deadline
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _flush(self, now: float) -> None:
+        datagrams = self.endpoint.datagrams_to_send(now=now)
+        if datagrams:
+            self._send_all(datagrams)
+        self._rearm()
+
+    def _send_all(self, datagrams: list[tuple[bytes, Address]]) -> None:
+        counts = self._counts
+        if self._backlog:  # keep order: nothing overtakes what already waits
+            self._enqueue(datagrams, 0)
+            return
+        try_sendto = self._try_sendto
+        for index, (data, addr) in enumerate(datagrams):
+            try:
+                sent = try_sendto(data, addr)
+            except trio.ClosedResourceError:
+                return
+            except OSError:  # unreachable network, datagram too large...: lost, like on a wire
+                counts["send_errors"] += 1
+                continue
+            if not sent:
+                self._enqueue(datagrams, index)
+                return
+            counts["datagrams_sent"] += 1
+
+    def _enqueue(self, datagrams: list[tuple[bytes, Address]], start: int) -> None:
+        room = SEND_BACKLOG_LIMIT - len(self._backlog)
+        waiting = datagrams[start:]
+        if len(waiting) > room:
+            self._counts["send_drops"] += len(waiting) - max(room, 0)
+            waiting = waiting[: max(room, 0)]
+        self._counts["send_waits"] += len(waiting)
+        if waiting and not self._backlog:
+            self._writer_lot.unpark()
+        self._backlog.extend(waiting)
+
+    async def _write_backlog(self) -> None:
+        backlog, counts = self._backlog, self._counts
+        while True:
+            while not backlog:
+                await self._writer_lot.park()
+            data, addr = backlog[0]
+            try:
+                await self.socket.sendto(data, addr)
+                counts["datagrams_sent"] += 1
+            except trio.ClosedResourceError:
+                backlog.clear()
+                return
+            except OSError:
+                counts["send_errors"] += 1
+            backlog.popleft()

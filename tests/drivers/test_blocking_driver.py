@@ -1,0 +1,109 @@
+"""BlockingDriver over real UDP on 127.0.0.1, and its timer handling on an injected clock."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from drivers.fake_endpoint import FakeEndpoint, FakeEvent
+from rpc._blocking import BlockingDriver, bind_udp_socket
+from rpc.errors import ClientClosed
+
+
+def make_driver(endpoint: FakeEndpoint | None = None) -> BlockingDriver[FakeEvent]:
+    return BlockingDriver(endpoint or FakeEndpoint(), bind_udp_socket(("127.0.0.1", 0)))
+
+
+def test_ping_pong_over_real_udp() -> None:
+    client, server = make_driver(), make_driver()
+    try:
+        for i in range(100):
+            sent_id = client.send_message(server.address, i.to_bytes(2, "big"))
+            give_up = time.monotonic() + 5
+            got: list[FakeEvent] = []
+            while not got and time.monotonic() < give_up:  # the server answers with an ack
+                server.poll(time.monotonic() + 0.5)
+                client.poll(time.monotonic() + 0.001)
+                got = client.events()
+            assert [(e.kind, e.message_id) for e in got] == [("acked", sent_id)]
+            (message,) = server.events()
+            assert message.data == i.to_bytes(2, "big")
+        assert client.statistics().datagrams_sent == 100 == server.statistics().datagrams_received
+    finally:
+        client.close()
+        server.close()
+
+
+def test_burst_is_received_in_batches() -> None:
+    client, server = make_driver(), make_driver()
+    try:
+        for _ in range(30):
+            client.send_message(server.address, bytes(200))
+        give_up = time.monotonic() + 5
+        received: list[FakeEvent] = []
+        while len(received) < 30 and time.monotonic() < give_up:
+            server.poll(time.monotonic() + 0.5)
+            received += server.events()
+        assert len(received) == 30
+        assert server.statistics().datagrams_received == 30
+    finally:
+        client.close()
+        server.close()
+
+
+class StepClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_poll_fires_a_due_timer_without_waiting() -> None:
+    clock = StepClock()
+    endpoint = FakeEndpoint()
+    endpoint.timers.append(clock.now)
+    driver = BlockingDriver(endpoint, bind_udp_socket(), clock=clock)
+    try:
+        driver.poll(clock.now + 60)
+        assert endpoint.timer_fires == [1000.0]
+        assert [e.kind for e in driver.events()] == ["timer"]
+    finally:
+        driver.close()
+
+
+def test_a_timer_left_in_the_past_is_rearmed_one_granularity_later() -> None:
+    clock = StepClock()
+    endpoint = FakeEndpoint(stuck_timer=True)
+    endpoint.timers.append(clock.now - 5)
+    driver = BlockingDriver(endpoint, bind_udp_socket(), clock=clock)
+    try:
+        driver.poll(clock.now)  # fires: the timer is due
+        driver.poll(clock.now)  # the deadline has passed: no wait, and no second fire yet
+        clock.now += 0.001
+        driver.poll(clock.now)
+        assert endpoint.timer_fires == [1000.0, 1000.001]
+    finally:
+        driver.close()
+
+
+def test_poll_returns_at_its_deadline_with_nothing_to_do() -> None:
+    driver = make_driver()
+    try:
+        driver.poll(time.monotonic())
+        assert driver.events() == []
+        assert driver.statistics().datagrams_received == 0
+    finally:
+        driver.close()
+
+
+def test_closed_driver_refuses_work() -> None:
+    driver = make_driver()
+    driver.close()
+    with pytest.raises(ClientClosed):
+        driver.send_message(("127.0.0.1", 9), b"x")
+    with pytest.raises(ClientClosed):
+        driver.poll(0.0)

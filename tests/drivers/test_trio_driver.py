@@ -1,0 +1,161 @@
+"""TrioDriver mechanics over the simulated network (MockClock) and over real UDP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import trio
+import trio.testing
+
+from drivers.fake_endpoint import FakeEndpoint, FakeEvent
+from rpc._trio import TrioDriver, TrioUdpSocket, open_udp_socket
+from rpc.errors import ClientClosed
+from rpc.testing import SimNetwork, SimSocket
+
+Pair = tuple[TrioDriver[FakeEvent], TrioDriver[FakeEvent], list[FakeEvent], list[FakeEvent]]
+
+
+def make_pair(sock_a: SimSocket | TrioUdpSocket, sock_b: SimSocket | TrioUdpSocket) -> Pair:
+    seen_a: list[FakeEvent] = []
+    seen_b: list[FakeEvent] = []
+    a = TrioDriver(FakeEndpoint(), sock_a, seen_a.append)
+    b = TrioDriver(FakeEndpoint(), sock_b, seen_b.append)
+    return a, b, seen_a, seen_b
+
+
+async def test_messages_and_replies_flow_through_events(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(seed=1)
+    a, b, seen_a, seen_b = make_pair(net.socket(), net.socket())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        ids = [a.send_message(b.address, f"m{i}".encode()) for i in range(200)]
+        await trio.sleep(1)
+        await a.aclose()
+        await b.aclose()
+    assert [e.data for e in seen_b] == [f"m{i}".encode() for i in range(200)]
+    assert [e.message_id for e in seen_a if e.kind == "acked"] == ids
+    assert a.statistics().datagrams_sent == 200 == b.statistics().datagrams_received
+    assert b.statistics().datagrams_sent == 200 == a.statistics().datagrams_received
+
+
+async def test_timer_fires_at_its_deadline_and_moves_earlier(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(seed=1)
+    endpoint = FakeEndpoint(timer_after_send=0.25)
+    endpoint.timers.append(100.0)
+    seen: list[FakeEvent] = []
+    driver = TrioDriver(endpoint, net.socket(), seen.append)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        await trio.sleep(1.0)
+        driver.send_message(("10.9.9.9", 1), b"x")  # timer moves from 100 to 1.25
+        await trio.sleep(200)
+        await driver.aclose()
+    assert endpoint.timer_fires == [1.25, 100.0]
+    assert [e.time for e in seen if e.kind == "timer"] == [1.25, 100.0]
+    assert driver.statistics().timer_fires == 2
+
+
+async def test_a_timer_left_in_the_past_does_not_spin(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(seed=1)
+    endpoint = FakeEndpoint(stuck_timer=True)
+    endpoint.timers.append(0.5)
+    driver = TrioDriver(endpoint, net.socket(), lambda event: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        await trio.sleep(0.5 + 0.0105)
+        await driver.aclose()
+    fires = endpoint.timer_fires
+    assert 10 <= len(fires) <= 12
+    assert all(later - earlier >= 0.001 - 1e-12 for earlier, later in itertools.pairwise(fires))
+
+
+class StallingSocket(SimSocket):
+    """A simulated socket whose buffer is 'full' for the first few non-blocking sends."""
+
+    refusals = 3
+
+    def try_sendto(self, data: bytes, addr: tuple[str, int]) -> bool:
+        if self.refusals > 0:
+            self.refusals -= 1
+            return False
+        return super().try_sendto(data, addr)
+
+    async def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        await trio.sleep(0.01)  # waits for room, as a full kernel buffer would
+        super().try_sendto(data, addr)
+
+
+async def test_full_socket_falls_back_to_the_writer_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(seed=1)
+    stalling = StallingSocket(net, ("10.5.5.5", 1), 100)
+    net._sockets[stalling.getsockname()] = stalling
+    a, b, _, seen_b = make_pair(stalling, net.socket())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        for i in range(10):
+            a.send_message(b.address, bytes([i]))
+        await trio.sleep(1)
+        await a.aclose()
+        await b.aclose()
+    assert [e.data for e in seen_b] == [bytes([i]) for i in range(10)]
+    assert a.statistics().send_waits == 10  # the first was refused, so all ten queued in order
+
+
+async def test_send_after_close_raises_client_closed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(seed=1)
+    driver = TrioDriver(FakeEndpoint(), net.socket(), lambda event: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        await driver.aclose()
+    with pytest.raises(ClientClosed):
+        driver.send_message(("10.0.0.9", 1), b"late")
+
+
+async def test_real_udp_round_trips() -> None:
+    a, b, seen_a, seen_b = make_pair(await open_udp_socket(), await open_udp_socket())
+    assert a.address[0] == "127.0.0.1"
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.run)
+            await nursery.start(b.run)
+            for i in range(100):
+                a.send_message(b.address, i.to_bytes(2, "big"))
+                while len(seen_a) <= i:  # one at a time: loopback must not overflow
+                    await trio.sleep(0.001)
+            await a.aclose()
+            await b.aclose()
+    assert [int.from_bytes(e.data, "big") for e in seen_b] == list(range(100))
+    assert all(e.kind == "acked" and e.addr == b.address for e in seen_a)
+
+
+async def test_real_udp_burst_is_read_in_batches() -> None:
+    a, b, seen_a, seen_b = make_pair(await open_udp_socket(), await open_udp_socket())
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(b.run)
+            for _ in range(50):  # sent before a's reader runs, so the acks pile up
+                a.send_message(b.address, bytes(100))
+            while len(seen_b) < 50:
+                await trio.sleep(0.001)
+            await trio.sleep(0.01)
+            await nursery.start(a.run)
+            while len(seen_a) < 50:
+                await trio.sleep(0.001)
+            await a.aclose()
+            await b.aclose()
+    endpoint = a.endpoint
+    assert isinstance(endpoint, FakeEndpoint)
+    assert len(set(endpoint.received_at)) < 50  # several acks shared one wakeup
