@@ -13,8 +13,6 @@ of the n-th datagram on a link depends only on the seed and that link's traffic.
 from __future__ import annotations
 
 import contextlib
-import heapq
-import math
 import random
 import sys
 from collections import deque
@@ -24,6 +22,7 @@ from typing import TextIO
 
 import trio
 
+from rpc._delayline import DelayLine
 from rpc._faults import (
     CLEAN,
     Address,
@@ -43,6 +42,9 @@ DEFAULT_QUEUE_LIMIT = 256
 DEFAULT_TRACE_LIMIT = 10_000
 #: Ports handed out for ``port=0`` binds, as the IANA dynamic range does (RFC 6335 §6).
 EPHEMERAL_PORT_BASE = 49152
+
+#: A delayed copy on its way: source, destination, data, link sequence number, trace flags.
+_InFlight = tuple[Address, Address, bytes, int, str]
 
 #: Who a fault, blackhole or partition applies to: any address (None), a host, or one address.
 Selector = Address | str | None
@@ -103,13 +105,11 @@ class SimNetwork:
         self._reorder = ReorderDetector()
         self._link_sequence: dict[tuple[Address, Address], int] = {}
         self._trace: deque[TraceEvent] = deque(maxlen=trace_limit)
-        self._heap: list[tuple[float, int, Address, Address, bytes, int, str]] = []
-        self._order = 0
+        self._delays: DelayLine[_InFlight] = DelayLine(self._release)
         self._next_host = 0
         self._next_port: dict[str, int] = {}
         self._origin: float | None = None
         self._scheduler_token: trio.lowlevel.TrioToken | None = None
-        self._wakeup: trio.CancelScope | None = None
         # Built outside trio, the clock starts at the first socket instead.
         with contextlib.suppress(RuntimeError):
             self._origin = trio.current_time()
@@ -275,28 +275,15 @@ class SimNetwork:
     def _schedule(
         self, when: float, src: Address, dst: Address, data: bytes, sequence: int, flags: str
     ) -> None:
-        self._order += 1
-        heapq.heappush(self._heap, (when, self._order, src, dst, data, sequence, flags))
         token = trio.lowlevel.current_trio_token()
-        if self._scheduler_token is not token:
+        if self._scheduler_token is not token:  # first delay in this trio run: start the line
             self._scheduler_token = token
-            self._wakeup = None
-            trio.lowlevel.spawn_system_task(self._run_scheduler, name="SimNetwork scheduler")
-        elif self._wakeup is not None and when < self._wakeup.deadline:
-            self._wakeup.deadline = when
+            self._delays.clear()
+            trio.lowlevel.spawn_system_task(self._delays.run, name="SimNetwork delay line")
+        self._delays.push(when, (src, dst, data, sequence, flags))
 
-    async def _run_scheduler(self) -> None:
-        """Sleep until the earliest pending arrival, deliver what is due, repeat."""
-        while True:
-            deadline = self._heap[0][0] if self._heap else math.inf
-            with trio.CancelScope(deadline=deadline) as scope:
-                self._wakeup = scope
-                await trio.sleep_forever()
-            self._wakeup = None
-            now = trio.current_time()
-            while self._heap and self._heap[0][0] <= now:
-                _, _, src, dst, data, sequence, flags = heapq.heappop(self._heap)
-                self._arrive(src, dst, data, sequence, flags)
+    def _release(self, item: _InFlight) -> None:
+        self._arrive(*item)
 
     # -- helpers --------------------------------------------------------------------------
 
