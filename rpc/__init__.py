@@ -3,6 +3,10 @@
 The public API is re-exported here; generated code imports only this package.
 """
 
+import logging
+
+from rpc.client import Client, ClientStatistics, connect
+from rpc.context import CallContext, current_call, run_sync_in_thread
 from rpc.errors import (
     ApplicationError,
     BadDatagram,
@@ -22,8 +26,15 @@ from rpc.errors import (
     UnknownService,
     VersionMismatch,
 )
+from rpc.reply_cache import ReplyCache, ReplyCacheStatistics
 from rpc.schema import ValidationError
+from rpc.server import Server, ServerStatistics
 from rpc.service import AsyncCaller, Handler, MethodSpec, Param, ServiceSpec, SyncCaller
+from rpc.sync import SyncClient
+
+# Library loggers stay quiet unless the application configures logging (logging HOWTO,
+# "Configuring Logging for a Library").
+logging.getLogger("rpc").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 
@@ -31,9 +42,12 @@ __all__ = [
     "ApplicationError",
     "AsyncCaller",
     "BadDatagram",
+    "CallContext",
     "CallOutcome",
     "CallRejected",
+    "Client",
     "ClientClosed",
+    "ClientStatistics",
     "DeadlineExceeded",
     "Handler",
     "InvalidArgument",
@@ -42,15 +56,23 @@ __all__ = [
     "PeerUnreachable",
     "ProtocolError",
     "RemoteError",
+    "ReplyCache",
+    "ReplyCacheStatistics",
     "RpcError",
+    "Server",
     "ServerBusy",
     "ServerRestarted",
+    "ServerStatistics",
     "ServiceSpec",
     "ShuttingDown",
     "SyncCaller",
+    "SyncClient",
     "UnknownMethod",
     "UnknownService",
     "ValidationError",
     "VersionMismatch",
     "__version__",
+    "connect",
+    "current_call",
+    "run_sync_in_thread",
 ]

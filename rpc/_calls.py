@@ -1,0 +1,331 @@
+"""The client side of the RPC layer without any I/O: the table of outstanding calls.
+
+Both clients (:mod:`rpc.client` on trio, :mod:`rpc.sync` on a blocking socket) keep their calls
+here. The table numbers calls, builds their ``CALL`` envelopes, computes the ``floor`` that lets
+the server release its reply cache, and turns transport events into call results. A finished
+call's result is stored on its :class:`PendingCall` as an ``outcome.Outcome`` and its ``wake``
+callback (if any) is called, synchronously, from the event handler: that is the one task hop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import outcome
+
+from rpc import callproto, events
+from rpc.callproto import Status
+from rpc.errors import (
+    CallOutcome,
+    ClientClosed,
+    DeadlineExceeded,
+    InvalidArgument,
+    PeerUnreachable,
+    ProtocolError,
+    RemoteError,
+    RpcError,
+    ServerBusy,
+    ServerRestarted,
+    ShuttingDown,
+    UnknownMethod,
+    UnknownService,
+    VersionMismatch,
+)
+from rpc.schema import ValidationError
+from rpc.service import MethodSpec, ServiceSpec
+
+#: The budget field is an unsigned 32-bit count of milliseconds (about 49 days).
+MAX_BUDGET_MS = (1 << 32) - 1
+
+
+class PendingCall:
+    """One outstanding call (plain slots: this object is made once per call)."""
+
+    __slots__ = ("call_no", "delivered", "oneway", "result", "task", "wake")
+
+    def __init__(self, call_no: int, oneway: bool) -> None:
+        self.call_no = call_no
+        self.oneway = oneway
+        #: True once the transport acknowledged the call message or any reply arrived.
+        self.delivered = False
+        #: ``Value((status, body))`` for a reply, ``Value(None)`` for an acked oneway call,
+        #: ``Error(RpcError)`` for a transport failure; ``None`` while outstanding.
+        self.result: outcome.Outcome[Any] | None = None
+        #: Called once when ``result`` is set (the async client reschedules its task here).
+        self.wake: Callable[[PendingCall], None] | None = None
+        #: Whatever ``wake`` needs to find the waiter (the async client's trio task).
+        self.task: Any = None
+
+
+def budget_ms(timeout: float) -> int:
+    """The wire budget of a timeout: whole milliseconds, rounded up, within the field."""
+    return min(MAX_BUDGET_MS, max(0, math.ceil(timeout * 1000.0)))
+
+
+def _nothing() -> None:
+    pass
+
+
+class CallTable:
+    """Outstanding calls of one client session to one server."""
+
+    def __init__(self) -> None:
+        self._next_call_no = 1
+        self._calls: dict[int, PendingCall] = {}
+        #: Cached (non-idempotent) calls whose CALL message the transport has not confirmed,
+        #: in call-number order: the smallest is the floor sent to the server.
+        self._undelivered: dict[int, None] = {}
+        self._by_message: dict[int, int] = {}  # transport message id -> call number
+        #: The server instance we talk to; calls carry it so a restarted server refuses them.
+        self.server_epoch = callproto.EPOCH_UNKNOWN
+        self.closed = False
+        #: Called when the transport has room again after ``SendBufferFull``.
+        self.on_capacity: Callable[[], None] = _nothing
+        self._on_event: dict[type, Callable[[Any], None]] = {
+            events.MessageReceived: lambda e: self.on_payload(e.payload, e.peer_epoch),
+            events.MessageAcked: lambda e: self.on_acked(e.message_id),
+            events.PeerUnreachable: lambda e: self.on_unreachable(e.pending_message_ids),
+            events.PeerRestarted: lambda e: self.on_restarted(e.new_epoch),
+            events.SendCapacityAvailable: lambda e: self.on_capacity(),
+        }
+
+    def handle_event(self, event: events.TransportEvent) -> None:
+        """Apply one transport event (the client talks to one server: addresses are moot)."""
+        self._on_event[type(event)](event)
+
+    @property
+    def in_flight(self) -> int:
+        """Calls waiting for their result."""
+        return len(self._calls)
+
+    def next_call_no(self) -> int:
+        """Take a fresh call number."""
+        call_no = self._next_call_no
+        self._next_call_no = call_no + 1
+        return call_no
+
+    def build_call(
+        self,
+        service: ServiceSpec,
+        method: MethodSpec[Any],
+        args: tuple[object, ...],
+        timeout: float | None,
+    ) -> tuple[PendingCall, bytes]:
+        """Validate and encode a call now (marshal by value) and register it as outstanding.
+
+        Raises ``InvalidArgument`` (not delivered) naming the method, argument and problem.
+        """
+        if self.closed:
+            raise ClientClosed("the client is closed")
+        try:
+            wire_args = method.encode_args(args)
+        except ValidationError as exc:
+            raise InvalidArgument(
+                f"{service.name}.{exc}", outcome=CallOutcome.NOT_DELIVERED
+            ) from None
+        call_no = self._next_call_no
+        self._next_call_no = call_no + 1
+        flags = 0
+        if method.oneway:
+            flags = callproto.FLAG_ONEWAY
+        if method.idempotent:
+            flags |= callproto.FLAG_IDEMPOTENT
+        else:
+            self._undelivered[call_no] = None
+        floor = next(iter(self._undelivered), call_no)
+        payload = callproto.encode_call(
+            call_no,
+            service.name,
+            service.version,
+            method.number,
+            None if timeout is None else budget_ms(timeout),
+            flags,
+            floor,
+            self.server_epoch,
+            wire_args,
+        )
+        pending = PendingCall(call_no, method.oneway)
+        self._calls[call_no] = pending
+        return pending, payload
+
+    def build_ping(self) -> tuple[PendingCall, bytes]:
+        """Register a ping (the null procedure) and encode it."""
+        if self.closed:
+            raise ClientClosed("the client is closed")
+        pending = PendingCall(self.next_call_no(), oneway=False)
+        self._calls[pending.call_no] = pending
+        return pending, callproto.encode_ping(pending.call_no)
+
+    def sent(self, pending: PendingCall, message_id: int) -> None:
+        """The transport accepted the call's message under ``message_id``."""
+        self._by_message[message_id] = pending.call_no
+
+    def abandon(self, pending: PendingCall) -> bool:
+        """The caller stopped waiting; returns True if the server should be told (CANCEL).
+
+        The call also leaves the floor computation: the server treats it as stale if it
+        arrives after a later call, so an abandoned call is less likely to run late.
+        """
+        self._undelivered.pop(pending.call_no, None)
+        still_waiting = self._calls.pop(pending.call_no, None) is not None
+        return still_waiting and not pending.oneway and pending.result is None
+
+    # -- transport events -------------------------------------------------------------------
+
+    def on_payload(self, payload: bytes, peer_epoch: int) -> None:
+        """A message arrived from the server: resolve the call it answers."""
+        if self.server_epoch == callproto.EPOCH_UNKNOWN:
+            self.server_epoch = peer_epoch
+        try:
+            message = callproto.unpack_untrusted(payload)
+            if callproto.message_kind(message) != callproto.KIND_REPLY:
+                return  # clients receive only replies; anything else is ignored
+            call_no, status, body = callproto.decode_reply_untrusted(message)
+        except ProtocolError:
+            return  # a malformed message names no call we could fail
+        pending = self._calls.pop(call_no, None)
+        if pending is not None:
+            pending.delivered = True
+            self._resolve(pending, outcome.Value((status, body)))
+
+    def on_acked(self, message_id: int) -> None:
+        """The transport confirmed delivery of one of our messages."""
+        call_no = self._by_message.pop(message_id, None)
+        if call_no is None:
+            return
+        self._undelivered.pop(call_no, None)
+        pending = self._calls.get(call_no)
+        if pending is None:
+            return
+        pending.delivered = True
+        if pending.oneway:
+            del self._calls[call_no]
+            self._resolve(pending, outcome.Value(None))
+
+    def on_unreachable(self, message_ids: object) -> None:
+        """The transport gave up on the server: every outstanding call fails."""
+        self._by_message.clear()
+        self._undelivered.clear()  # nothing will be retransmitted any more
+        self.fail_all(
+            lambda p: PeerUnreachable(
+                "the server stopped answering",
+                outcome=CallOutcome.UNKNOWN if p.delivered else CallOutcome.NOT_DELIVERED,
+            )
+        )
+
+    def on_restarted(self, new_epoch: int) -> None:
+        """The server restarted: calls outstanding across the restart fail."""
+        self.server_epoch = new_epoch
+        self._undelivered.clear()
+        self._by_message.clear()
+        self.fail_all(
+            lambda p: ServerRestarted(
+                "the server restarted while the call was outstanding",
+                outcome=CallOutcome.UNKNOWN,
+            )
+        )
+
+    def close(self) -> None:
+        """Refuse new calls and fail outstanding ones with ``ClientClosed``."""
+        self.closed = True
+        self.fail_all(
+            lambda p: ClientClosed(
+                "the client was closed during the call",
+                outcome=CallOutcome.UNKNOWN if p.delivered else CallOutcome.NOT_DELIVERED,
+            )
+        )
+
+    def fail_all(self, make_error: Callable[[PendingCall], RpcError]) -> None:
+        """Fail every outstanding call with the error ``make_error`` builds for it."""
+        calls = list(self._calls.values())
+        self._calls.clear()
+        for pending in calls:
+            self._resolve(pending, outcome.Error(make_error(pending)))
+
+    @staticmethod
+    def _resolve(pending: PendingCall, result: outcome.Outcome[Any]) -> None:
+        pending.result = result
+        wake = pending.wake
+        if wake is not None:
+            pending.wake = None
+            wake(pending)
+
+
+def deadline_exceeded(pending: PendingCall, timeout: float | None) -> DeadlineExceeded:
+    """The error for a call whose deadline passed: delivered calls have an unknown outcome."""
+    return DeadlineExceeded(
+        f"no reply within {timeout} s",
+        outcome=CallOutcome.UNKNOWN if pending.delivered else CallOutcome.NOT_DELIVERED,
+    )
+
+
+# -- turning replies into results or errors --------------------------------------------------
+
+
+def _version_mismatch(service: ServiceSpec, body: object) -> RpcError:
+    if isinstance(body, list) and len(body) == 2 and all(type(v) is int for v in body):
+        low, high = body
+        return VersionMismatch(
+            f"server serves {service.name} versions {low}..{high}, not {service.version}",
+            low=low,
+            high=high,
+        )
+    return ProtocolError("malformed VERSION_MISMATCH reply", outcome=CallOutcome.NOT_EXECUTED)
+
+
+def _remote_error(body: object) -> RpcError:
+    if isinstance(body, list) and len(body) == 2 and all(type(v) is str for v in body):
+        return RemoteError(body[0], body[1])
+    return ProtocolError("malformed REMOTE_ERROR reply", outcome=CallOutcome.EXECUTED)
+
+
+def _text(body: object) -> str:
+    return body if type(body) is str else repr(body)[:200]
+
+
+_SIMPLE_ERRORS: dict[Status, Callable[[str], RpcError]] = {
+    Status.UNKNOWN_SERVICE: UnknownService,
+    Status.UNKNOWN_METHOD: UnknownMethod,
+    Status.INVALID_ARGUMENT: InvalidArgument,
+    Status.SERVER_BUSY: ServerBusy,
+    Status.SHUTTING_DOWN: ShuttingDown,
+    Status.WRONG_EPOCH: lambda m: ServerRestarted(m, outcome=CallOutcome.NOT_EXECUTED),
+    Status.INVALID_RESULT: lambda m: InvalidArgument(m, outcome=CallOutcome.EXECUTED),
+}
+
+
+def result_of_reply(
+    service: ServiceSpec, method: MethodSpec[Any], status: Status, body: object
+) -> Any:
+    """The call's result for an ``OK`` reply; raises the matching ``RpcError`` otherwise."""
+    if status is Status.OK:
+        try:
+            return method.decode_result(body)
+        except ValidationError as exc:
+            raise ProtocolError(
+                f"{service.name}: malformed result: {exc}", outcome=CallOutcome.EXECUTED
+            ) from None
+    raise error_of_reply(service, method, status, body)
+
+
+def error_of_reply(
+    service: ServiceSpec, method: MethodSpec[Any], status: Status, body: object
+) -> RpcError:
+    """The exception a non-``OK`` reply stands for."""
+    if status is Status.APPLICATION_ERROR:
+        if isinstance(body, list) and len(body) == 2 and type(body[0]) is int:
+            try:
+                return method.decode_exception(body[0], body[1])
+            except ValidationError as exc:
+                return ProtocolError(f"{service.name}: {exc}", outcome=CallOutcome.EXECUTED)
+        return ProtocolError("malformed APPLICATION_ERROR reply", outcome=CallOutcome.EXECUTED)
+    if status is Status.REMOTE_ERROR:
+        return _remote_error(body)
+    if status is Status.VERSION_MISMATCH:
+        return _version_mismatch(service, body)
+    simple = _SIMPLE_ERRORS.get(status)
+    if simple is None:
+        return ProtocolError(f"unexpected reply status {status.name}")
+    return simple(_text(body))

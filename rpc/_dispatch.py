@@ -1,0 +1,119 @@
+"""The server's service table: from ``(service, version, method)`` to a bound handler method.
+
+Resolving a call and running its handler are kept apart from the server's life-cycle code: this
+module knows how to find a handler, run it and turn whatever it does into a ``REPLY``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from rpc import callproto
+from rpc.callproto import CallMessage, Status
+from rpc.errors import ApplicationError, InvalidArgument
+from rpc.schema import ValidationError
+from rpc.service import Handler, MethodSpec, ServiceSpec
+
+logger = logging.getLogger("rpc.server")
+
+#: Service name reserved for the runtime itself (the null procedure travels as ``PING``).
+RESERVED_SERVICE_PREFIX = "$"
+
+
+class CallPlan:
+    """A resolved method: its spec and the handler's bound coroutine function."""
+
+    __slots__ = ("fn", "method", "service")
+
+    def __init__(
+        self, service: ServiceSpec, method: MethodSpec[Any], fn: Callable[..., Awaitable[Any]]
+    ) -> None:
+        self.service = service
+        self.method = method
+        self.fn = fn
+
+    async def invoke(self, call_no: int, args: tuple[object, ...]) -> tuple[Status, bytes]:
+        """Run the handler; returns the reply status and encoded ``REPLY``.
+
+        Declared exceptions become ``APPLICATION_ERROR``; any other exception becomes
+        ``REMOTE_ERROR`` (type name and message only: the traceback is logged, not sent).
+        ``trio.Cancelled`` propagates.
+        """
+        method = self.method
+        try:
+            result = await self.fn(*args)
+        except ApplicationError as exc:
+            status, body = self._declared(exc)
+        except Exception as exc:
+            status, body = self._unexpected(exc)
+        else:
+            try:
+                status, body = Status.OK, method.encode_result(result)
+            except ValidationError as exc:
+                logger.warning("%s.%s returned an invalid result: %s",
+                               self.service.name, method.name, exc)
+                status, body = Status.INVALID_RESULT, f"{self.service.name}.{exc}"
+        return status, callproto.encode_reply(call_no, status, body)
+
+    def _declared(self, exc: ApplicationError) -> tuple[Status, object]:
+        try:
+            encoded = self.method.encode_exception(exc)
+        except ValidationError as bad:
+            logger.warning("%s.%s raised an invalid %s: %s",
+                           self.service.name, self.method.name, type(exc).__name__, bad)
+            return Status.REMOTE_ERROR, [type(exc).__name__, f"invalid exception: {bad}"]
+        if encoded is None:
+            return self._unexpected(exc)
+        return Status.APPLICATION_ERROR, list(encoded)
+
+    def _unexpected(self, exc: Exception) -> tuple[Status, object]:
+        logger.warning("%s.%s raised an undeclared exception",
+                       self.service.name, self.method.name, exc_info=exc)
+        return Status.REMOTE_ERROR, [type(exc).__name__, str(exc)]
+
+
+class ServiceTable:
+    """Every ``(service name, version)`` a server serves, with their method plans."""
+
+    def __init__(self, handlers: Sequence[Handler]) -> None:
+        self._plans: dict[tuple[str, int], dict[int, CallPlan]] = {}
+        self._versions: dict[str, tuple[int, int]] = {}
+        for handler in handlers:
+            self._add(handler)
+
+    def _add(self, handler: Handler) -> None:
+        spec = getattr(handler, "SERVICE", None)
+        if not isinstance(spec, ServiceSpec):
+            raise InvalidArgument(f"{type(handler).__name__} has no SERVICE spec (not a Handler?)")
+        if spec.name.startswith(RESERVED_SERVICE_PREFIX):
+            raise InvalidArgument(f"service names starting with {RESERVED_SERVICE_PREFIX!r} "
+                                  "are reserved")
+        ident = (spec.name, spec.version)
+        if ident in self._plans:
+            raise InvalidArgument(f"two handlers for {spec.name} version {spec.version}")
+        plans = {}
+        for method in spec.methods:
+            fn = getattr(handler, method.python_name, None)
+            if not callable(fn):
+                raise InvalidArgument(f"{type(handler).__name__} lacks {method.python_name}()")
+            plans[method.number] = CallPlan(spec, method, fn)
+        self._plans[ident] = plans
+        low, high = self._versions.get(spec.name, (spec.version, spec.version))
+        self._versions[spec.name] = (min(low, spec.version), max(high, spec.version))
+
+    def resolve(self, call: CallMessage) -> tuple[CallPlan | None, Status, object]:
+        """The plan for a call, or ``None`` with the refusal status and body."""
+        plans = self._plans.get((call.service, call.version))
+        if plans is None:
+            versions = self._versions.get(call.service)
+            if versions is None:
+                return None, Status.UNKNOWN_SERVICE, f"no service named {call.service!r}"
+            return None, Status.VERSION_MISMATCH, list(versions)
+        plan = plans.get(call.method)
+        if plan is None:
+            return None, Status.UNKNOWN_METHOD, (
+                f"{call.service} version {call.version} has no method {call.method}"
+            )
+        return plan, Status.OK, None

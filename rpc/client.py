@@ -1,0 +1,235 @@
+"""The async (trio) client: many concurrent calls to one server over one UDP socket.
+
+::
+
+    async with rpc.connect("127.0.0.1", 7000) as client:
+        calc = CalculatorClient(client)
+        print(await calc.add(1, 2, timeout=1.0))
+
+One driver task reads the socket and feeds the transport; each waiting call is parked with
+``trio.lowlevel.wait_task_rescheduled`` and the reader reschedules it directly from the
+transport's event callback, so a reply costs exactly one task hop.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, TypeVar
+
+import trio
+
+from rpc import callproto, events
+from rpc._calls import CallTable, PendingCall, deadline_exceeded, result_of_reply
+from rpc._io import DatagramSocket
+from rpc._trio import TrioDriver, open_udp_socket
+from rpc.config import TransportConfig
+from rpc.endpoint import Endpoint
+from rpc.errors import CallOutcome, ClientClosed, DeadlineExceeded, RpcError, SendBufferFull
+from rpc.service import MethodSpec, ServiceSpec
+from rpc.stats import EndpointStatistics
+
+R = TypeVar("R")
+Address = tuple[str, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientStatistics:
+    """Counters of one client, with its transport's."""
+
+    calls_started: int
+    calls_succeeded: int
+    #: Failed calls by exception class name (``"DeadlineExceeded"``, ``"ServerBusy"``...).
+    calls_failed: Mapping[str, int]
+    in_flight: int
+    cancels_sent: int
+    transport: EndpointStatistics
+
+
+def _abort(_: object) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.SUCCEEDED
+
+
+def _reschedule(pending: PendingCall) -> None:
+    task = pending.task
+    assert pending.result is not None
+    trio.lowlevel.reschedule(task, pending.result)
+
+
+class Client:
+    """A connection to one server; implements ``rpc.AsyncCaller``. Create with :func:`connect`."""
+
+    def __init__(self, endpoint: Endpoint, sock: DatagramSocket, server: Address) -> None:
+        self._endpoint = endpoint
+        self._server = server
+        self._table = CallTable()
+        self._table.on_capacity = self._on_capacity
+        self._driver: TrioDriver[events.TransportEvent] = TrioDriver(
+            endpoint, sock, self._table.handle_event
+        )
+        self._capacity = trio.Event()
+        self._started = 0
+        self._succeeded = 0
+        self._failed: collections.Counter[str] = collections.Counter()
+        self._cancels = 0
+
+    @property
+    def server_address(self) -> Address:
+        """The server this client calls."""
+        return self._server
+
+    # -- calls ------------------------------------------------------------------------------
+
+    async def call(
+        self,
+        service: ServiceSpec,
+        method: MethodSpec[R],
+        args: tuple[object, ...],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """Make one call (used by generated clients); see ``rpc.AsyncCaller``."""
+        self._started += 1
+        try:
+            pending, payload = self._table.build_call(service, method, args, timeout)
+            reply = await self._round_trip(pending, payload, timeout)
+            # A oneway call's result is the transport's ack: nothing to decode.
+            result: R = (
+                None  # type: ignore[assignment]  # oneway methods are void
+                if reply is None
+                else result_of_reply(service, method, *reply)
+            )
+        except RpcError as exc:
+            self._failed[type(exc).__name__] += 1
+            raise
+        self._succeeded += 1
+        return result
+
+    async def ping(self, *, timeout: float | None = None) -> float:
+        """Call the server's null procedure; returns the round-trip time in seconds."""
+        start = trio.current_time()
+        pending, payload = self._table.build_ping()
+        await self._round_trip(pending, payload, timeout)
+        return trio.current_time() - start
+
+    async def _round_trip(
+        self, pending: PendingCall, payload: bytes, timeout: float | None
+    ) -> tuple[callproto.Status, object] | None:
+        deadline = trio.current_time() + timeout if timeout is not None else None
+        reply: Any = None
+        try:
+            await self._send(pending, payload, deadline)
+            if deadline is None:
+                reply = await self._wait(pending)
+            else:
+                with trio.move_on_at(deadline):
+                    reply = await self._wait(pending)
+        except BaseException:  # cancelled, or failed: the server should stop working on it
+            self._abandon(pending)
+            raise
+        if pending.result is None:
+            self._abandon(pending)
+            raise deadline_exceeded(pending, timeout)
+        return reply  # type: ignore[no-any-return]
+
+    async def _send(self, pending: PendingCall, payload: bytes, deadline: float | None) -> None:
+        while True:
+            try:
+                message_id = self._driver.send_message(self._server, payload)
+            except SendBufferFull:
+                # Backpressure: wait for the transport to drain (bounded by the deadline).
+                with trio.move_on_at(deadline if deadline is not None else float("inf")):
+                    await self._capacity.wait()
+                if deadline is not None and trio.current_time() >= deadline:
+                    raise DeadlineExceeded(
+                        "send buffer stayed full until the deadline",
+                        outcome=CallOutcome.NOT_DELIVERED,
+                    ) from None
+                continue
+            self._table.sent(pending, message_id)
+            return
+
+    async def _wait(self, pending: PendingCall) -> Any:
+        result = pending.result
+        if result is None:
+            pending.task = trio.lowlevel.current_task()
+            pending.wake = _reschedule
+            try:
+                return await trio.lowlevel.wait_task_rescheduled(_abort)
+            finally:
+                pending.wake = None
+        return result.unwrap()
+
+    def _abandon(self, pending: PendingCall) -> None:
+        if self._table.abandon(pending):
+            with contextlib.suppress(SendBufferFull, RpcError):
+                self._driver.send_message(self._server, callproto.encode_cancel(pending.call_no))
+                self._cancels += 1
+
+    def _on_capacity(self) -> None:
+        self._capacity.set()
+        self._capacity = trio.Event()
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Fail outstanding calls with ``ClientClosed`` and refuse new ones."""
+        self._table.close()
+
+    def statistics(self) -> ClientStatistics:
+        """A snapshot of this client's counters."""
+        return ClientStatistics(
+            calls_started=self._started,
+            calls_succeeded=self._succeeded,
+            calls_failed=dict(self._failed),
+            in_flight=self._table.in_flight,
+            cancels_sent=self._cancels,
+            transport=self._endpoint.statistics(),
+        )
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    host: str,
+    port: int,
+    *,
+    config: TransportConfig | None = None,
+    socket: DatagramSocket | None = None,
+) -> AsyncIterator[Client]:
+    """Open a client to ``host:port``; closes it (failing outstanding calls) on exit.
+
+    ``socket`` is a ``DatagramSocket`` to use instead of a fresh UDP socket (for example
+    ``rpc.testing.SimNetwork().socket()``); ``host`` must then be the server's address on that
+    network. Calls may be made from any task while the block runs.
+    """
+    if socket is None:
+        server = await _resolve(host, port)
+        socket = await open_udp_socket("::" if ":" in server[0] else "0.0.0.0", 0)
+    else:
+        server = (host, port)
+    client = Client(Endpoint(config, accept_new_peers=False), socket, server)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client._driver.run)
+            try:
+                yield client
+            finally:
+                client.close()
+                await client._driver.aclose()
+                nursery.cancel_scope.cancel()
+    finally:
+        socket.close()
+
+
+async def _resolve(host: str, port: int) -> Address:
+    try:
+        infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise ClientClosed(f"cannot resolve {host!r}: {exc}") from None
+    addr = infos[0][4]
+    return (str(addr[0]), int(addr[1]))
+
+
+__all__ = ["Client", "ClientStatistics", "connect"]

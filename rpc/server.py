@@ -1,0 +1,432 @@
+"""The trio server: serves handlers for several services (and versions) on one UDP socket.
+
+::
+
+    server = rpc.Server([CalculatorImpl()], port=7000)
+    async with server:              # or: await nursery.start(server.serve)
+        print("listening on", server.address)
+        await trio.sleep_forever()
+
+Each admitted call runs as its own task in the server's nursery, inside a cancel scope whose
+deadline is the caller's remaining budget. At most ``max_concurrent`` handlers run at once;
+up to ``max_queued`` more calls wait in a FIFO; beyond that calls are refused with
+``ServerBusy``. Non-idempotent calls pass the at-most-once :class:`~rpc.reply_cache.ReplyCache`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import trio
+
+from rpc import callproto, events
+from rpc._dispatch import CallPlan, ServiceTable
+from rpc._trio import TrioDriver, open_udp_socket
+from rpc.callproto import CallMessage, Status
+from rpc.config import TransportConfig
+from rpc.context import CallContext, _set_current
+from rpc.endpoint import Endpoint
+from rpc.errors import InvalidArgument, ProtocolError, RpcError, SendBufferFull
+from rpc.reply_cache import Admission, ReplyCache, ReplyCacheStatistics, SessionKey
+from rpc.service import Handler
+from rpc.stats import EndpointStatistics
+
+logger = logging.getLogger("rpc.server")
+
+Address = tuple[str, int]
+
+#: Default limits; see the ``Server`` docstring.
+DEFAULT_MAX_CONCURRENT = 256
+DEFAULT_MAX_QUEUED = 1024
+DEFAULT_SHUTDOWN_GRACE = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerStatistics:
+    """Counters of one server, with its reply cache's and its transport's."""
+
+    calls_received: int
+    calls_completed: int  # handler returned a result
+    #: Calls that ended otherwise, by reply status name or by ``"CANCELLED"``/``"DEADLINE"``.
+    calls_failed: Mapping[str, int]
+    in_flight: int
+    queued: int
+    pings: int
+    malformed_messages: int
+    handler_seconds: float
+    reply_cache: ReplyCacheStatistics
+    transport: EndpointStatistics
+
+
+class _Call:
+    """One admitted call on its way through the queue and the handler."""
+
+    __slots__ = ("addr", "args", "cancelled", "deadline", "key", "message", "plan")
+
+    def __init__(
+        self,
+        addr: Address,
+        key: SessionKey,
+        message: CallMessage,
+        plan: CallPlan,
+        args: tuple[object, ...],
+        deadline: float | None,
+    ) -> None:
+        self.addr = addr
+        self.key = key
+        self.message = message
+        self.plan = plan
+        self.args = args
+        self.deadline = deadline
+        self.cancelled = False
+
+
+class Server:
+    """Serve ``handlers`` over UDP; see the module docstring.
+
+    ``max_concurrent`` bounds the handlers running at once and ``max_queued`` the calls waiting
+    for a slot; ``socket`` replaces the UDP socket (e.g. a ``rpc.testing`` simulated socket);
+    ``reply_cache`` replaces the default-sized at-most-once cache.
+    """
+
+    def __init__(
+        self,
+        handlers: Sequence[Handler],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+        config: TransportConfig | None = None,
+        socket: Any = None,
+        reply_cache: ReplyCache | None = None,
+    ) -> None:
+        if max_concurrent < 1 or max_queued < 0:
+            raise InvalidArgument("max_concurrent must be >= 1 and max_queued >= 0")
+        self._services = ServiceTable(handlers)
+        self._host, self._port = host, port
+        self._max_concurrent = max_concurrent
+        self._max_queued = max_queued
+        self._endpoint = Endpoint(config, accept_new_peers=True)
+        self._socket = socket
+        self._driver: TrioDriver[events.TransportEvent] | None = None
+        self._cache = reply_cache if reply_cache is not None else ReplyCache()
+        self._nursery: trio.Nursery | None = None
+        self._running: dict[tuple[SessionKey, int], trio.CancelScope] = {}
+        self._queue: collections.deque[_Call] = collections.deque()
+        self._queued_by_id: dict[tuple[SessionKey, int], _Call] = {}
+        self._unacked_replies: set[tuple[Address, int]] = set()
+        self._shutting_down = False
+        self._drained = trio.Event()
+        self._stopped = trio.Event()
+        self._received = 0
+        self._completed = 0
+        self._failed: collections.Counter[str] = collections.Counter()
+        self._pings = 0
+        self._malformed = 0
+        self._handler_seconds = 0.0
+        self._on_event: dict[type, Callable[[Any], None]] = {
+            events.MessageReceived: self._on_message,
+            events.MessageAcked: self._on_acked,
+            events.PeerUnreachable: self._on_unreachable,
+            events.PeerRestarted: self._on_restarted,
+            events.SendCapacityAvailable: _ignore,
+        }
+        self._on_kind: dict[int, Callable[[Address, int, list[object]], None]] = {
+            callproto.KIND_CALL: self._on_call,
+            callproto.KIND_CANCEL: self._on_cancel,
+            callproto.KIND_PING: self._on_ping,
+        }
+
+    @property
+    def epoch(self) -> int:
+        """This server instance's transport epoch (changes on every restart)."""
+        return self._endpoint.epoch
+
+    @property
+    def address(self) -> Address:
+        """The bound ``(host, port)``; valid once serving has started."""
+        if self._socket is None:
+            raise RpcError("the server is not serving yet")
+        name = self._socket.getsockname()
+        return (str(name[0]), int(name[1]))
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until :meth:`shutdown` completes; ``task_status.started(address)``."""
+        if self._socket is None:
+            self._socket = await open_udp_socket(self._host, self._port)
+        socket = self._socket
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._driver = TrioDriver(self._endpoint, socket, self._handle_event)
+                await nursery.start(self._driver.run)
+                task_status.started(self.address)
+                await self._stopped.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            socket.close()
+            self._stopped.set()
+
+    async def __aenter__(self) -> Server:
+        self._outer = trio.open_nursery()
+        nursery = await self._outer.__aenter__()
+        try:
+            await nursery.start(self.serve)
+        except BaseException as exc:
+            await self._outer.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        if exc_info[0] is None:
+            await self.shutdown()
+        else:
+            self._stopped.set()
+        return await self._outer.__aexit__(*exc_info)
+
+    async def shutdown(self, grace: float = DEFAULT_SHUTDOWN_GRACE) -> None:
+        """Refuse new calls, finish running ones, deliver their replies, then stop.
+
+        Handlers still running after ``grace`` seconds are cancelled (their callers get no
+        reply and see a deadline or ``PeerUnreachable``); replies still unacknowledged then
+        are abandoned.
+        """
+        self._shutting_down = True
+        self._check_drained()
+        with trio.move_on_after(grace):
+            await self._drained.wait()
+        for scope in list(self._running.values()):
+            scope.cancel()
+        self._stopped.set()
+
+    def _check_drained(self) -> None:
+        if (
+            self._shutting_down
+            and not self._running
+            and not self._queue
+            and not self._unacked_replies
+        ):
+            self._drained.set()
+
+    # -- transport events -------------------------------------------------------------------
+
+    def _handle_event(self, event: events.TransportEvent) -> None:
+        self._on_event[type(event)](event)
+
+    def _on_message(self, event: events.MessageReceived) -> None:
+        try:
+            message = callproto.unpack_untrusted(event.payload)
+            handler = self._on_kind.get(callproto.message_kind(message))
+            if handler is None:
+                raise ProtocolError("unexpected message kind")  # noqa: TRY301
+            handler(event.addr, event.peer_epoch, message)
+        except ProtocolError:
+            self._malformed += 1
+
+    def _on_acked(self, event: events.MessageAcked) -> None:
+        key = (event.addr, event.message_id)
+        self._cache.reply_acked(*key)
+        if self._unacked_replies:
+            self._unacked_replies.discard(key)
+            self._check_drained()
+
+    def _on_unreachable(self, event: events.PeerUnreachable) -> None:
+        for message_id in event.pending_message_ids:
+            self._unacked_replies.discard((event.addr, message_id))
+        self._check_drained()
+
+    def _on_restarted(self, event: events.PeerRestarted) -> None:
+        """The client restarted: its old session can never retransmit; drop it, cancel its calls."""
+        old = (event.addr, event.old_epoch)
+        self._cache.drop_session(old)
+        for (key, _), scope in list(self._running.items()):
+            if key == old:
+                scope.cancel()
+        for call in self._queue:
+            if call.key == old:
+                call.cancelled = True
+        self._unacked_replies = {r for r in self._unacked_replies if r[0] != event.addr}
+        self._check_drained()
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def _on_ping(self, addr: Address, epoch: int, message: list[object]) -> None:
+        self._pings += 1
+        call_no = callproto.decode_call_number_untrusted(message)
+        self._send(addr, callproto.encode_reply(call_no, Status.OK, None))
+
+    def _on_cancel(self, addr: Address, epoch: int, message: list[object]) -> None:
+        ident = ((addr, epoch), callproto.decode_call_number_untrusted(message))
+        scope = self._running.get(ident)
+        if scope is not None:
+            scope.cancel()
+        call = self._queued_by_id.get(ident)
+        if call is not None:
+            call.cancelled = True
+
+    def _on_call(self, addr: Address, epoch: int, message: list[object]) -> None:
+        call = callproto.decode_call_untrusted(message)
+        self._received += 1
+        key = (addr, epoch)
+        if call.server_epoch not in (callproto.EPOCH_UNKNOWN, self._endpoint.epoch):
+            self._refuse(addr, call.call_no, Status.WRONG_EPOCH, "call was for an earlier server")
+            return
+        plan, status, body = self._services.resolve(call)
+        if plan is None:
+            self._refuse(addr, call.call_no, status, body)
+            return
+        cached = not call.flags & callproto.FLAG_IDEMPOTENT
+        if cached and not self._admit(addr, key, call):
+            return
+        refusal = self._refusal()
+        if refusal is None:
+            try:
+                args = plan.method.decode_args(call.args)
+            except Exception as exc:  # ValidationError; handler never sees bad values
+                refusal = Status.INVALID_ARGUMENT, f"{plan.service.name}.{exc}"
+        if refusal is not None:
+            reply = self._refuse(addr, call.call_no, *refusal)
+            if cached:
+                self._cache.complete(key, call.call_no, reply)
+            return
+        budget = call.budget_ms
+        deadline = None if budget is None else trio.current_time() + budget / 1000.0
+        admitted = _Call(addr, key, call, plan, args, deadline)
+        if len(self._running) < self._max_concurrent:
+            self._start(admitted)
+        else:
+            self._queue.append(admitted)
+            self._queued_by_id[key, call.call_no] = admitted
+
+    def _admit(self, addr: Address, key: SessionKey, call: CallMessage) -> bool:
+        """Pass the call through the reply cache; False when it must not run now."""
+        admission, reply = self._cache.begin(
+            key, call.call_no, call.floor, now=trio.current_time()
+        )
+        if admission is Admission.NEW:
+            return True
+        if admission is Admission.REPLAY and reply is not None:
+            self._resend(key, call.call_no, reply)
+        elif admission is Admission.BUSY:
+            self._refuse(addr, call.call_no, Status.SERVER_BUSY, "reply cache is full")
+        return False
+
+    def _refusal(self) -> tuple[Status, str] | None:
+        if self._shutting_down:
+            return Status.SHUTTING_DOWN, "the server is shutting down"
+        if len(self._running) >= self._max_concurrent and len(self._queue) >= self._max_queued:
+            return Status.SERVER_BUSY, "all handler slots and the wait queue are full"
+        return None
+
+    def _refuse(self, addr: Address, call_no: int, status: Status, text: object) -> bytes:
+        self._failed[status.name] += 1
+        reply = callproto.encode_reply(call_no, status, text)
+        self._send(addr, reply)
+        return reply
+
+    # -- running handlers -------------------------------------------------------------------
+
+    def _start(self, call: _Call) -> None:
+        scope = trio.CancelScope()
+        if call.deadline is not None:
+            scope.deadline = call.deadline
+        self._running[call.key, call.message.call_no] = scope
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run, call, scope)
+
+    async def _run(self, call: _Call, scope: trio.CancelScope) -> None:
+        message, plan = call.message, call.plan
+        _set_current(
+            CallContext(
+                call.addr, call.key[1], message.call_no, plan.service.name,
+                plan.service.version, plan.method.name, call.deadline, scope,
+            )
+        )
+        started = trio.current_time()
+        reply: bytes | None = None
+        status = Status.OK
+        with scope:
+            status, reply = await plan.invoke(message.call_no, call.args)
+        self._handler_seconds += trio.current_time() - started
+        if scope.cancelled_caught:
+            reply = None
+            self._failed["DEADLINE" if scope.deadline <= trio.current_time() else "CANCELLED"] += 1
+        else:
+            if message.flags & callproto.FLAG_ONEWAY:
+                reply = None  # executed at most once; nobody waits for a result
+            if status is Status.OK:
+                self._completed += 1
+            else:
+                self._failed[status.name] += 1
+        self._finish(call, reply)
+
+    def _finish(self, call: _Call, reply: bytes | None) -> None:
+        call_no = call.message.call_no
+        del self._running[call.key, call_no]
+        if not call.message.flags & callproto.FLAG_IDEMPOTENT:
+            self._cache.complete(call.key, call_no, reply)
+        if reply is not None:
+            message_id = self._send(call.addr, reply)
+            if message_id is not None:
+                self._cache.bind_message(call.key, call_no, message_id)
+                if self._shutting_down:
+                    self._unacked_replies.add((call.addr, message_id))
+        self._start_queued()
+        self._check_drained()
+
+    def _start_queued(self) -> None:
+        now = trio.current_time()
+        while self._queue and len(self._running) < self._max_concurrent:
+            call = self._queue.popleft()
+            del self._queued_by_id[call.key, call.message.call_no]
+            if call.cancelled or (call.deadline is not None and call.deadline <= now):
+                self._failed["CANCELLED" if call.cancelled else "DEADLINE"] += 1
+                if not call.message.flags & callproto.FLAG_IDEMPOTENT:
+                    self._cache.complete(call.key, call.message.call_no, None)
+                continue
+            self._start(call)
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _send(self, addr: Address, payload: bytes) -> int | None:
+        assert self._driver is not None
+        try:
+            return self._driver.send_message(addr, payload)
+        except SendBufferFull:
+            # The client is not reading its replies; it will time out. Dropped and counted.
+            self._failed["REPLY_DROPPED"] += 1
+            return None
+
+    def _resend(self, key: SessionKey, call_no: int, reply: bytes) -> None:
+        message_id = self._send(key[0], reply)
+        if message_id is not None:
+            self._cache.bind_message(key, call_no, message_id)
+
+    def statistics(self) -> ServerStatistics:
+        """A snapshot of this server's counters."""
+        return ServerStatistics(
+            calls_received=self._received,
+            calls_completed=self._completed,
+            calls_failed=dict(self._failed),
+            in_flight=len(self._running),
+            queued=len(self._queue),
+            pings=self._pings,
+            malformed_messages=self._malformed,
+            handler_seconds=self._handler_seconds,
+            reply_cache=self._cache.statistics(),
+            transport=self._endpoint.statistics(),
+        )
+
+
+def _ignore(event: object) -> None:
+    """Servers never wait for send capacity: a full buffer drops the reply (counted)."""
+
+
+__all__ = ["Server", "ServerStatistics"]

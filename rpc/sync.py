@@ -1,0 +1,184 @@
+"""The blocking client: the same calls as :mod:`rpc.client`, for scripts and threaded programs.
+
+::
+
+    with rpc.SyncClient("127.0.0.1", 7000) as client:
+        calc = CalculatorSyncClient(client)
+        print(calc.add(1, 2, timeout=1.0))
+
+It runs the transport on :class:`rpc._blocking.BlockingDriver` in the calling thread: no event
+loop, no helper thread. The transport only makes progress (acks, retransmissions) while a call
+is in progress, which is all a blocking client needs.
+
+Thread safety: a ``SyncClient`` may be shared between threads; a lock serialises its calls, so
+threads take turns (one call in flight at a time). For concurrency, give each thread its own
+client or use the async client.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any, TypeVar
+
+from rpc import callproto, events
+from rpc._blocking import BlockingDriver, bind_udp_socket
+from rpc._calls import CallTable, PendingCall, deadline_exceeded, result_of_reply
+from rpc.client import ClientStatistics
+from rpc.config import TransportConfig
+from rpc.endpoint import Endpoint
+from rpc.errors import CallOutcome, ClientClosed, DeadlineExceeded, RpcError, SendBufferFull
+from rpc.service import MethodSpec, ServiceSpec
+
+R = TypeVar("R")
+Address = tuple[str, int]
+
+#: How long one ``poll`` may sleep when the call has no deadline; the loop simply polls again
+#: (the transport's peer timeout ends a call to a dead server).
+IDLE_POLL = 3600.0
+
+
+class SyncClient:
+    """A blocking connection to one server; implements ``rpc.SyncCaller``."""
+
+    def __init__(self, host: str, port: int, *, config: TransportConfig | None = None) -> None:
+        self._server = _resolve(host, port)
+        local = "::" if ":" in self._server[0] else "0.0.0.0"
+        try:
+            sock = bind_udp_socket((local, 0))
+        except OSError as exc:
+            raise ClientClosed(f"cannot open a UDP socket: {exc}") from None
+        self._endpoint = Endpoint(config, accept_new_peers=False)
+        self._driver: BlockingDriver[events.TransportEvent] = BlockingDriver(self._endpoint, sock)
+        self._table = CallTable()
+        self._lock = threading.Lock()
+        self._started = 0
+        self._succeeded = 0
+        self._failed: collections.Counter[str] = collections.Counter()
+        self._cancels = 0
+
+    @property
+    def server_address(self) -> Address:
+        """The server this client calls."""
+        return self._server
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def call(
+        self,
+        service: ServiceSpec,
+        method: MethodSpec[R],
+        args: tuple[object, ...],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """Make one call (used by generated sync clients); see ``rpc.SyncCaller``."""
+        with self._lock:
+            self._started += 1
+            try:
+                pending, payload = self._table.build_call(service, method, args, timeout)
+                reply = self._round_trip(pending, payload, timeout)
+                # A oneway call's result is the transport's ack: nothing to decode.
+                result: Any = None if reply is None else result_of_reply(service, method, *reply)
+            except RpcError as exc:
+                self._failed[type(exc).__name__] += 1
+                raise
+            self._succeeded += 1
+            return result  # type: ignore[no-any-return]
+
+    def ping(self, *, timeout: float | None = None) -> float:
+        """Call the server's null procedure; returns the round-trip time in seconds."""
+        with self._lock:
+            start = time.monotonic()
+            pending, payload = self._table.build_ping()
+            self._round_trip(pending, payload, timeout)
+            return time.monotonic() - start
+
+    def _round_trip(
+        self, pending: PendingCall, payload: bytes, timeout: float | None
+    ) -> tuple[callproto.Status, object] | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            self._send(pending, payload, deadline)
+            while pending.result is None:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    break
+                self._driver.poll(now + IDLE_POLL if deadline is None else deadline)
+                self._dispatch_events()
+        except BaseException:  # includes KeyboardInterrupt: tell the server, best effort
+            self._abandon(pending)
+            raise
+        if pending.result is None:
+            self._abandon(pending)
+            raise deadline_exceeded(pending, timeout)
+        return pending.result.unwrap()  # type: ignore[no-any-return]
+
+    def _send(self, pending: PendingCall, payload: bytes, deadline: float | None) -> None:
+        while True:
+            try:
+                message_id = self._driver.send_message(self._server, payload)
+            except SendBufferFull:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    raise DeadlineExceeded(
+                        "send buffer stayed full until the deadline",
+                        outcome=CallOutcome.NOT_DELIVERED,
+                    ) from None
+                self._driver.poll(now + IDLE_POLL if deadline is None else deadline)
+                self._dispatch_events()
+                continue
+            self._table.sent(pending, message_id)
+            return
+
+    def _abandon(self, pending: PendingCall) -> None:
+        if self._table.abandon(pending):
+            with contextlib.suppress(RpcError):
+                self._driver.send_message(self._server, callproto.encode_cancel(pending.call_no))
+                self._cancels += 1
+
+    def _dispatch_events(self) -> None:
+        handle = self._table.handle_event
+        for event in self._driver.events():
+            handle(event)
+
+    def close(self) -> None:
+        """Close the socket; later calls raise ``ClientClosed``."""
+        self._table.close()
+        self._driver.close()
+
+    def statistics(self) -> ClientStatistics:
+        """A snapshot of this client's counters."""
+        return ClientStatistics(
+            calls_started=self._started,
+            calls_succeeded=self._succeeded,
+            calls_failed=dict(self._failed),
+            in_flight=self._table.in_flight,
+            cancels_sent=self._cancels,
+            transport=self._endpoint.statistics(),
+        )
+
+
+def _resolve(host: str, port: int) -> Address:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise ClientClosed(f"cannot resolve {host!r}: {exc}") from None
+    addr = infos[0][4]
+    return (str(addr[0]), int(addr[1]))
+
+
+__all__ = ["SyncClient"]

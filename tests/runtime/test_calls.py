@@ -1,0 +1,216 @@
+"""Call semantics end to end on the simulated network: deadlines, cancellation, oneway,
+concurrency, ping, marshal-by-value, backpressure, graceful shutdown, statistics."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+import rpc
+from rpc.errors import CallOutcome
+from rpc.testing import LinkFaults, SimNetwork
+from tests.runtime.harness import SERVER_ADDR, LabImpl, LabV1Impl, sim_lab, sim_server
+from tests.runtime.lab_service import Color, LabClient, Point, Shape
+
+
+async def test_deadline_cancels_sleeping_handler_and_no_late_reply(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    impl = LabImpl()
+    async with sim_lab(impl) as (_, server, client):
+        start = trio.current_time()
+        with pytest.raises(rpc.DeadlineExceeded) as info:
+            await LabClient(client).sleep(60.0, timeout=2.0)
+        assert 2.0 <= trio.current_time() - start < 2.5
+        await trio.sleep(1.0)
+        stats = server.statistics()
+    assert info.value.outcome is CallOutcome.UNKNOWN
+    assert impl.sleep_cancelled == 1
+    assert impl.sleep_finished == 0
+    assert stats.calls_failed.get("DEADLINE") == 1
+
+
+async def test_deadline_budget_travels_with_the_call(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with sim_lab() as (_, _, client):
+        lab = LabClient(client)
+        assert await lab.whoami(timeout=5.0) == "Lab v2 whoami #1 5.0"
+        assert await lab.whoami() == "Lab v2 whoami #2 none"
+
+
+async def test_cancelling_the_caller_cancels_the_handler(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    impl = LabImpl()
+    async with sim_lab(impl) as (_, _, client):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(LabClient(client).sleep, 1000.0)
+            await impl.sleep_started.wait()
+            nursery.cancel_scope.cancel()
+        for _ in range(100):  # the CANCEL travels to the server; bounded wait on the mock clock
+            if impl.sleep_cancelled:
+                break
+            await trio.sleep(0.01)
+        assert client.statistics().cancels_sent == 1
+    assert impl.sleep_cancelled == 1
+    assert impl.sleep_finished == 0
+
+
+async def test_oneway_is_executed_once_without_a_reply(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    impl = LabImpl()
+    async with sim_lab(impl) as (_, server, client):
+        assert await LabClient(client).record("hello") is None
+        for _ in range(100):
+            if impl.records:
+                break
+            await trio.sleep(0.001)
+        stats = server.statistics()
+    assert impl.records == ["hello"]
+    assert stats.calls_completed == 1
+
+
+async def test_hundreds_of_concurrent_calls(autojump_clock: trio.testing.MockClock) -> None:
+    results: list[int] = []
+    impl = LabImpl()
+
+    async def one(lab: LabClient) -> None:
+        results.append(await lab.bump("n"))
+
+    async with sim_lab(impl, max_concurrent=64) as (_, server, client):
+        lab = LabClient(client)
+        async with trio.open_nursery() as nursery:
+            for _ in range(400):
+                nursery.start_soon(one, lab)
+        stats = server.statistics()
+    assert sorted(results) == list(range(1, 401))
+    assert impl.counters["n"] == 400
+    assert stats.calls_completed == 400
+
+
+async def test_ping_is_a_round_trip(autojump_clock: trio.testing.MockClock) -> None:
+    async with sim_lab() as (_, server, client):
+        rtt = await client.ping(timeout=1.0)
+        assert rtt >= 0.0
+        assert server.statistics().pings == 1
+
+
+async def test_arguments_are_marshalled_when_the_call_is_made(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    impl = LabImpl()
+    items = [1, 2]
+    counts = {"a": 1}
+    async with sim_lab(impl, faults=LinkFaults(delay=0.5)) as (_, _, client):
+        lab = LabClient(client)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lab.containers, items, frozenset({Color.RED}), counts, {})
+            await trio.sleep(0.1)  # the call is on the (slow) wire, not yet at the server
+            assert impl.seen == []
+            items.append(3)
+            counts["b"] = 2
+    assert impl.seen == [([1, 2], frozenset({Color.RED}), {"a": 1}, {})]
+
+
+async def test_server_busy_when_slots_and_queue_are_full(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    impl = LabImpl()
+    errors: list[rpc.RpcError] = []
+
+    async def sleeper(lab: LabClient) -> None:
+        try:
+            await lab.sleep(1.0)
+        except rpc.RpcError as exc:
+            errors.append(exc)
+
+    async with sim_lab(impl, max_concurrent=1, max_queued=1) as (_, server, client):
+        lab = LabClient(client)
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(sleeper, lab)
+                await trio.sleep(0.01)
+        stats = server.statistics()
+    assert len(errors) == 1
+    assert isinstance(errors[0], rpc.ServerBusy)
+    assert errors[0].outcome is CallOutcome.NOT_EXECUTED
+    assert impl.sleep_finished == 2
+    assert stats.calls_failed["SERVER_BUSY"] == 1
+
+
+async def test_graceful_shutdown_finishes_in_flight_calls_and_refuses_new_ones(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    impl = LabImpl()
+    net = SimNetwork(5)
+    finished: list[str] = []
+
+    async def slow_call(lab: LabClient) -> None:
+        await lab.sleep(3.0)
+        finished.append("slow")
+
+    server = rpc.Server([impl], socket=net.socket(SERVER_ADDR))
+    async with trio.open_nursery() as outer:
+        await outer.start(server.serve)
+        async with rpc.connect(*SERVER_ADDR, socket=net.socket()) as client:
+            lab = LabClient(client)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(slow_call, lab)
+                await impl.sleep_started.wait()
+                nursery.start_soon(server.shutdown, 10.0)
+                await trio.sleep(0.1)
+                with pytest.raises(rpc.ShuttingDown) as info:
+                    await lab.divide(1, 1)
+    assert finished == ["slow"]
+    assert info.value.outcome is CallOutcome.NOT_EXECUTED
+    assert impl.sleep_finished == 1
+
+
+async def test_several_versions_and_the_async_context_manager(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(6)
+    async with rpc.Server([LabImpl(), LabV1Impl()], socket=net.socket(SERVER_ADDR)) as server:
+        assert server.address == SERVER_ADDR
+        async with rpc.connect(*SERVER_ADDR, socket=net.socket()) as client:
+            assert await LabClient(client).shape(Shape(point=Point(x=1))) == Shape(radius=1.0)
+
+
+async def test_statistics_count_calls_by_kind(autojump_clock: trio.testing.MockClock) -> None:
+    async with sim_lab() as (_, server, client):
+        lab = LabClient(client)
+        await lab.bump("x")
+        with pytest.raises(rpc.RemoteError):
+            await lab.crash("x")
+        client_stats = client.statistics()
+        server_stats = server.statistics()
+    assert (client_stats.calls_started, client_stats.calls_succeeded) == (2, 1)
+    assert client_stats.calls_failed == {"RemoteError": 1}
+    assert client_stats.in_flight == 0
+    assert server_stats.calls_received == 2
+    assert server_stats.calls_completed == 1
+    assert server_stats.reply_cache.entries >= 0
+    assert server_stats.transport is not None
+
+
+async def test_blocking_code_runs_in_a_thread(autojump_clock: trio.testing.MockClock) -> None:
+    async with sim_lab() as (_, _, client):
+        assert await LabClient(client).blocking_sum([1, 2, 3]) == 6
+
+
+async def test_server_rejects_bad_configuration() -> None:
+    with pytest.raises(rpc.InvalidArgument):
+        rpc.Server([LabImpl(), LabImpl()])
+    with pytest.raises(rpc.InvalidArgument):
+        rpc.Server([LabImpl()], max_concurrent=0)
+
+
+async def test_shutdown_of_idle_server_stops_serving(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(8)
+    async with sim_server(net, [LabImpl()]) as server:
+        await server.shutdown(grace=0.5)
+        assert server.statistics().in_flight == 0
