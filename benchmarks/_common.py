@@ -206,7 +206,9 @@ class Result:
     def from_json(cls, data: dict[str, Any]) -> Result:
         """Inverse of :meth:`to_json`."""
         fields = {f.name for f in dataclasses.fields(cls)}
-        clean = {k: (math.nan if v is None else v) for k, v in data.items() if k in fields}
+        clean: dict[str, Any] = {
+            k: (math.nan if v is None else v) for k, v in data.items() if k in fields
+        }
         return cls(**clean)
 
 

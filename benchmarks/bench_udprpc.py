@@ -30,7 +30,9 @@ import _common as c
 import trio
 
 import rpc
+from rpc.chaos_proxy import ChaosProxy
 from rpc.config import MAX_UDP_PAYLOAD, TransportConfig
+from rpc.testing import LinkFaults
 
 IDL_FILE = c.BENCH_DIR / "bench.idl"
 STUB_MODULE = "bench"
@@ -73,8 +75,14 @@ def load_stubs(path: Path) -> ModuleType:
 
 
 @contextlib.contextmanager
-def generated_stubs() -> Iterator[Path]:
-    """Generate the stubs into a temporary directory that is removed afterwards."""
+def generated_stubs(given: Path | None = None) -> Iterator[Path]:
+    """Generate the stubs into a temporary directory that is removed afterwards.
+
+    ``given`` is an already generated module to use instead (for working on the benchmark).
+    """
+    if given is not None:
+        yield given.resolve()
+        return
     with tempfile.TemporaryDirectory(prefix="udprpc-bench-") as tmp:
         yield generate_stubs(Path(tmp))
 
@@ -106,22 +114,19 @@ async def serve(stubs_path: Path) -> None:
     server = rpc.Server([make_handler(stubs)], host=c.LOOPBACK, port=0, config=LOOPBACK_CONFIG)
     async with server:
         c.serve_forever_guard()
-        c.announce_ready(server.port)
+        c.announce_ready(server.address[1])
         await trio.sleep(c.SERVER_MAX_LIFETIME)
 
 
 async def run_proxy(target_port: int, loss: float) -> None:
     """Relay datagrams to ``target_port``, dropping ``loss`` of them in each direction."""
-    from rpc.chaos_proxy import ChaosProxy, LinkFaults
-
     faults = LinkFaults(loss=loss)
     proxy = ChaosProxy(
-        listen=(c.LOOPBACK, 0), target=(c.LOOPBACK, target_port), forward=faults,
-        backward=faults, seed=PROXY_SEED,
+        (c.LOOPBACK, target_port), faults, faults, PROXY_SEED, listen=(c.LOOPBACK, 0)
     )
     async with proxy:
         c.serve_forever_guard()
-        c.announce_ready(proxy.port)
+        c.announce_ready(proxy.address[1])
         await trio.sleep(c.SERVER_MAX_LIFETIME)
 
 
@@ -302,11 +307,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = c.base_parser(__doc__.splitlines()[0] if __doc__ else "udprpc benchmark")
     parser.add_argument("--client", choices=["async", "sync", "both"], default="both")
     parser.add_argument("--no-loss", action="store_true", help="skip the chaos-proxy sections")
+    parser.add_argument(
+        "--stubs", type=Path, help="use this generated bench.py instead of running rpcgen"
+    )
     args = parser.parse_args(args_list)
     kinds = ["async", "sync"] if args.client == "both" else [args.client]
     profile = c.profile_from_args(args)
     results = []
-    with generated_stubs() as stubs_path:
+    with generated_stubs(args.stubs) as stubs_path:
         for kind in kinds:
             try:
                 results += run_client(kind, stubs_path, profile, not args.no_loss)
