@@ -38,7 +38,8 @@ async def test_lossy_replies_and_duplicated_requests_never_execute_twice(
                 await trio.sleep(0.001)
         server_stats = server.statistics()
     faults = net.statistics()
-    assert faults.duplicated > 0 and faults.dropped > 0  # the faults really happened
+    assert faults.duplicated > 0
+    assert faults.dropped > 0
     assert sorted(returned) == list(range(1, 61))  # each result once: no call ran twice
     assert impl.counters["k"] == 60
     assert server_stats.calls_completed == 60
@@ -110,7 +111,8 @@ async def test_restarted_server_is_detected_and_never_runs_old_calls(
             await new.shutdown(grace=1.0)
     assert len(errors) == 1
     assert isinstance(errors[0], rpc.ServerRestarted)
-    assert second.sleeping == 0 and second.sleep_started.is_set() is False
+    assert second.sleeping == 0
+    assert second.sleep_started.is_set() is False
 
 
 async def test_call_addressed_to_an_earlier_server_is_refused(

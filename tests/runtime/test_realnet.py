@@ -28,7 +28,8 @@ async def test_async_client_over_loopback() -> None:
     impl = LabImpl()
     async with rpc.Server([impl, LabV1Impl()]) as server:
         host, port = server.address
-        assert host == "127.0.0.1" and port > 0
+        assert host == "127.0.0.1"
+        assert port > 0
         async with rpc.connect(host, port) as client:
             lab = LabClient(client)
             assert await lab.divide(9, 3, timeout=TIMEOUT) == 3.0
