@@ -39,12 +39,14 @@ SUITES = (
     Suite("raw UDP ping-pong", "raw_pingpong.py", (), ("raw-blocking", "raw-trio")),
     Suite("grpcio sync", "bench_grpc.py", ("--mode", "sync"), ("grpc-sync",)),
     Suite("grpcio aio", "bench_grpc.py", ("--mode", "aio"), ("grpc-aio",)),
+    Suite("udprpc transport", "bench_transport.py", (), ("udprpc-transport",)),
     Suite("udprpc async", "bench_udprpc.py", ("--client", "async"), ("udprpc-async",)),
     Suite("udprpc sync", "bench_udprpc.py", ("--client", "sync"), ("udprpc-sync",)),
 )
 
 #: The gRPC figure each system is compared with (same workload).
 GRPC_BASELINE = {
+    "udprpc-transport": "grpc-aio",
     "udprpc-async": "grpc-aio",
     "udprpc-sync": "grpc-sync",
     "raw-trio": "grpc-aio",
@@ -125,6 +127,16 @@ def _p99_target(system: str, workload: str, bound_ms: float) -> Target:
     return Target(f"{system} {workload} p99 < {bound_ms} ms", check)
 
 
+def _mbps_target(system: str, workload: str, floor: float) -> Target:
+    def check(figures: Figures) -> tuple[bool | None, str]:
+        mine = figures.get(system, workload)
+        if mine is None:
+            return None, "not measured"
+        return mine.mb_per_s >= floor, f"{mine.mb_per_s:.0f} MB/s (want >= {floor:.0f} MB/s)"
+
+    return Target(f"{system} {workload} >= {floor:.0f} MB/s", check)
+
+
 TARGETS = (
     _ratio_target("udprpc-async", "seq16", "raw-trio", "seq16", 0.6),
     _ratio_target("udprpc-async", "seq16", "grpc-aio", "seq16", 4.0),
@@ -134,6 +146,9 @@ TARGETS = (
     _ratio_target("udprpc-sync", "1MiB", "grpc-sync", "1MiB", 0.75),
     _p99_target("udprpc-async", "loss5%", 25.0),
     _p99_target("udprpc-sync", "loss5%", 25.0),
+    # Issue 4: round trips within 1.5x the raw trio latency, i.e. at least 1/1.5 of its rate.
+    _ratio_target("udprpc-transport", "seq16", "raw-trio", "seq16", round(1 / 1.5, 2)),
+    _mbps_target("udprpc-transport", "1MiB", 300.0),
 )
 
 
@@ -175,7 +190,7 @@ def print_report(figures: Figures, profile: c.Profile, seconds: float) -> None:
     print("\nx raw trio: calls/s over the raw trio ping-pong (16 B) or the same payload; "
           "x gRPC: over grpcio aio (async, raw) or grpcio sync (sync, blocking), same workload.")
     print("MB/s counts the request payload once per call (an echo moves as much again back).")
-    print("\nTargets (issue 7):")
+    print("\nTargets (issue 7; the last two are issue 4's, for the transport alone):")
     for target in TARGETS:
         passed, detail = target.check(figures)
         verdict = {True: "PASS", False: "MISS", None: "N/A "}[passed]
