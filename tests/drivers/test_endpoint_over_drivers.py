@@ -1,0 +1,140 @@
+"""The real sans-I/O Endpoint under both drivers: simulated faults (MockClock) and real UDP."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+import trio
+import trio.testing
+
+from rpc._blocking import BlockingDriver, bind_udp_socket
+from rpc._trio import DatagramSocket, TrioDriver, open_udp_socket
+from rpc.endpoint import Endpoint
+from rpc.events import MessageAcked, MessageReceived, TransportEvent
+from rpc.testing import LinkFaults, SimNetwork
+
+
+class Echo:
+    """A server that sends every message back, from inside the driver's event callback."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        self.driver: TrioDriver[TransportEvent] | None = None
+
+    def on_event(self, event: TransportEvent) -> None:
+        if isinstance(event, MessageReceived):
+            self.received.append(event.payload)
+            assert self.driver is not None
+            self.driver.send_message(event.addr, event.payload)
+
+
+class Collector:
+    """A client that records replies and acks."""
+
+    def __init__(self) -> None:
+        self.replies: list[bytes] = []
+        self.acked: set[int] = set()
+        self.changed = trio.Event()
+
+    def on_event(self, event: TransportEvent) -> None:
+        if isinstance(event, MessageReceived):
+            self.replies.append(event.payload)
+        elif isinstance(event, MessageAcked):
+            self.acked.add(event.message_id)
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+async def echo_many(
+    client_sock: DatagramSocket, server_sock: DatagramSocket, payloads: list[bytes]
+) -> tuple[Collector, Echo, list[int]]:
+    """Send ``payloads`` one window at a time through an echo server; wait for every reply."""
+    echo, collector = Echo(), Collector()
+    server: TrioDriver[TransportEvent] = TrioDriver(
+        Endpoint(accept_new_peers=True), server_sock, echo.on_event
+    )
+    echo.driver = server
+    client: TrioDriver[TransportEvent] = TrioDriver(
+        Endpoint(accept_new_peers=False), client_sock, collector.on_event
+    )
+    ids = []
+    with trio.fail_after(600):  # virtual seconds under MockClock; a real-time bound otherwise
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            await nursery.start(client.run)
+            for start in range(0, len(payloads), 20):
+                for payload in payloads[start : start + 20]:
+                    ids.append(client.send_message(server.address, payload))
+                while len(collector.replies) < min(start + 20, len(payloads)):
+                    await collector.changed.wait()
+            while len(collector.acked) < len(ids):
+                await collector.changed.wait()
+            await client.aclose()
+            await server.aclose()
+    return collector, echo, ids
+
+
+async def test_exactly_once_under_loss_duplication_and_reordering(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    faults = LinkFaults(
+        loss=0.2, burst_max=2, duplicate=0.1, reorder=0.1, delay=0.001, jitter=0.002
+    )
+    net = SimNetwork(seed=11, faults=faults)
+    payloads = [f"message {i}".encode() * (1 + i % 7) for i in range(300)]
+    collector, echo, ids = await echo_many(net.socket(), net.socket(), payloads)
+    assert sorted(echo.received) == sorted(payloads)  # each delivered exactly once, intact
+    assert sorted(collector.replies) == sorted(payloads)
+    assert collector.acked == set(ids)
+    stats = net.statistics()
+    assert stats.dropped_loss > 100
+    assert stats.duplicated > 50
+    assert stats.reordered > 20
+
+
+async def test_corruption_is_caught_and_large_messages_survive(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(seed=3, faults=LinkFaults(corrupt=0.1, loss=0.05), queue_limit=1024)
+    payloads = [random.Random(i).randbytes(64_000) for i in range(5)]  # incompressible
+    collector, echo, _ = await echo_many(net.socket(), net.socket(), payloads)
+    assert sorted(echo.received) == sorted(payloads)
+    assert sorted(collector.replies) == sorted(payloads)
+    assert net.statistics().corrupted > 10
+
+
+@pytest.mark.realnet
+async def test_trio_driver_over_real_udp() -> None:
+    payloads = [bytes([i % 256]) * (10 + i * 37) for i in range(200)] + [bytes(300_000)]
+    client_sock, server_sock = await open_udp_socket(), await open_udp_socket()
+    collector, echo, _ = await echo_many(client_sock, server_sock, payloads)
+    assert sorted(echo.received) == sorted(payloads)
+    assert sorted(collector.replies) == sorted(payloads)
+
+
+@pytest.mark.realnet
+def test_blocking_drivers_over_real_udp() -> None:
+    client = BlockingDriver(Endpoint(accept_new_peers=False), bind_udp_socket())
+    server = BlockingDriver(Endpoint(accept_new_peers=True), bind_udp_socket())
+    payloads = [bytes([i]) * (1 + i * 100) for i in range(50)] + [bytes(200_000)]
+    replies: list[bytes] = []
+    received: list[bytes] = []
+    give_up = time.monotonic() + 20
+    try:
+        for count, payload in enumerate(payloads, 1):
+            client.send_message(server.address, payload)
+            while len(replies) < count and time.monotonic() < give_up:
+                server.poll(time.monotonic() + 0.002)
+                for event in server.events():
+                    if isinstance(event, MessageReceived):
+                        received.append(event.payload)
+                        server.send_message(event.addr, event.payload)
+                client.poll(time.monotonic() + 0.002)
+                replies += [e.payload for e in client.events() if isinstance(e, MessageReceived)]
+    finally:
+        client.close()
+        server.close()
+    assert received == payloads
+    assert replies == payloads
