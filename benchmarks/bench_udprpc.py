@@ -203,6 +203,15 @@ CLEAN_SECTIONS = (
 LOSS_SECTIONS = {rate: Section(name, SMALL, loss=True) for name, rate in LOSS_RATES.items()}
 
 
+def _loss_note(stats: rpc.ClientStatistics) -> str:
+    """Evidence that the loss happened and was repaired, from the client's counters."""
+    transport = stats.transport
+    return (
+        f"client retransmitted {transport.retransmissions} datagrams "
+        f"({transport.lost_packets} declared lost) for {transport.messages_sent} calls"
+    )
+
+
 def _failed(system: str, section: Section, exc: Exception) -> c.Result:
     c.progress(f"[{system}] {section.workload} failed: {exc!r}")
     return c.Result.skipped(system, section.workload, f"failed: {exc!r}")
@@ -230,7 +239,10 @@ async def _run_async(
             except Exception as exc:  # report the section as failed, go on with the next
                 results.append(_failed(system, section, exc))
             else:
-                results.append(c.Result.from_recorder(system, section.workload, len(payload), rec))
+                note = _loss_note(conn.statistics()) if section.loss else ""
+                results.append(
+                    c.Result.from_recorder(system, section.workload, len(payload), rec, note)
+                )
     return results
 
 
@@ -256,7 +268,10 @@ def _run_sync(
             except Exception as exc:  # report the section as failed, go on with the next
                 results.append(_failed(system, section, exc))
             else:
-                results.append(c.Result.from_recorder(system, section.workload, len(payload), rec))
+                note = _loss_note(conn.statistics()) if section.loss else ""
+                results.append(
+                    c.Result.from_recorder(system, section.workload, len(payload), rec, note)
+                )
     return results
 
 
