@@ -119,13 +119,13 @@ class _ModuleChecker:
     def _shell(self, node: s.Definition) -> Any:
         stem = self.module.name
         if isinstance(node, s.Enum):
-            return m.Enum(node.name, stem, doc=node.doc)
+            return m.Enum(node.name, stem, doc=node.doc, pos=node.pos)
         if isinstance(node, s.Record):
             return m.Record(node.kind, node.name, stem, doc=node.doc, pos=node.pos)
         if isinstance(node, s.Typedef):
-            return m.Typedef(node.name, stem, ERROR_TYPE, doc=node.doc)
+            return m.Typedef(node.name, stem, ERROR_TYPE, doc=node.doc, pos=node.pos)
         assert isinstance(node, s.Const)
-        const = m.Const(node.name, stem, ERROR_TYPE, False, doc=node.doc)
+        const = m.Const(node.name, stem, ERROR_TYPE, False, doc=node.doc, pos=node.pos)
         self.scope.consts[node.name] = ConstRef(const, node.value, self.resolve_value_name)
         return const
 
@@ -168,7 +168,7 @@ class _ModuleChecker:
                 self.sink.error(where, f"enum value {value} is already used by "
                                        f"'{values[value]}'")
             else:
-                enum.values.append(m.EnumValue(item.name, value, item.doc))
+                enum.values.append(m.EnumValue(item.name, value, item.doc, item.pos))
                 values[value] = item.name
             names.setdefault(item.name, item.pos)
             next_value = value + 1
@@ -236,13 +236,13 @@ class _ModuleChecker:
                 self.sink.error(node.default.pos, "parameters cannot have default values")
             else:
                 default = self.values.check(field_type, node.default)
-        return m.Field(node.number, node.name, field_type, optional, default, node.doc)
+        return m.Field(node.number, node.name, field_type, optional, default, node.doc, node.pos)
 
     def _service(self, node: s.Service) -> None:
         if not 1 <= node.version <= VERSION_MAX:
             self.sink.error(node.version_pos, f"service version {node.version} is out of "
                                               f"range (1..{VERSION_MAX})")
-        service = m.Service(node.name, node.version, [], node.doc)
+        service = m.Service(node.name, node.version, [], node.doc, node.pos)
         names: set[str] = set()
         numbers: dict[int, str] = {}
         for method_node in node.methods:
@@ -273,7 +273,8 @@ class _ModuleChecker:
             self.sink.error(node.throws[0].pos, f"oneway method '{node.name}' cannot declare "
                                                 "exceptions (no reply is sent)")
         return m.Method(node.name, number, self._fields(node.params, "method"), result,
-                        self._throws(node.throws), node.oneway, node.idempotent, node.doc)
+                        self._throws(node.throws), node.oneway, node.idempotent, node.doc,
+                        node.pos)
 
     def _throws(self, nodes: Sequence[s.Throw]) -> list[m.Throw]:
         throws: list[m.Throw] = []

@@ -56,6 +56,7 @@ class EnumValue:
     name: str
     value: int
     doc: str = ""
+    pos: Pos = NO_POS
 
 
 @dataclasses.dataclass(eq=False)
@@ -66,6 +67,7 @@ class Enum:
     module: str
     values: list[EnumValue] = dataclasses.field(default_factory=list)
     doc: str = ""
+    pos: Pos = NO_POS
 
 
 @dataclasses.dataclass(eq=False)
@@ -78,6 +80,7 @@ class Field:
     optional: bool = False
     default: ConstValue | None = None
     doc: str = ""
+    pos: Pos = NO_POS
 
 
 @dataclasses.dataclass(eq=False)
@@ -105,6 +108,7 @@ class Typedef:
     module: str
     target: Type
     doc: str = ""
+    pos: Pos = NO_POS
 
 
 Type: TypeAlias = BaseType | ListType | SetType | MapType | Enum | Record | Typedef
@@ -147,6 +151,7 @@ class Const:
     type: Type
     value: ConstValue
     doc: str = ""
+    pos: Pos = NO_POS
 
 
 @dataclasses.dataclass(eq=False)
@@ -170,6 +175,7 @@ class Method:
     oneway: bool = False
     idempotent: bool = False
     doc: str = ""
+    pos: Pos = NO_POS
 
 
 @dataclasses.dataclass(eq=False)
@@ -180,6 +186,7 @@ class Service:
     version: int
     methods: list[Method]
     doc: str = ""
+    pos: Pos = NO_POS
 
 
 Definition: TypeAlias = Const | Typedef | Enum | Record | Service
