@@ -31,6 +31,8 @@ SessionKey = tuple[Address, int]  # (client address, client endpoint epoch)
 #: Bytes charged per entry on top of its reply, so that reply-less entries are bounded too
 #: (a rough size of the entry object, its dict slot and its heap slot in CPython).
 ENTRY_OVERHEAD = 200
+#: Seconds between sweeps for expired sessions (a session lives ``session_ttl`` plus at most this).
+EXPIRY_INTERVAL = 1.0
 
 
 class EntryState(enum.Enum):
@@ -118,6 +120,7 @@ class ReplyCache:
         self.max_calls_per_session = max_calls_per_session
         self.max_bytes = max_bytes
         self.session_ttl = session_ttl
+        self._next_expiry = 0.0
         self._sessions: collections.OrderedDict[SessionKey, _Session] = collections.OrderedDict()
         self._by_message: dict[tuple[Address, int], tuple[SessionKey, int]] = {}
         self._entries = 0
@@ -139,7 +142,8 @@ class ReplyCache:
 
         Returns the admission and, for ``REPLAY``, the cached reply bytes.
         """
-        self.expire(now=now)
+        if now >= self._next_expiry:
+            self.expire(now=now)
         session = self._sessions.get(key)
         if session is None:
             if len(self._sessions) >= self.max_sessions:
@@ -246,6 +250,8 @@ class ReplyCache:
 
     def expire(self, *, now: float) -> None:
         """Drop sessions idle for longer than ``session_ttl`` that have nothing running."""
+        # Sweeping on every call would cost more than it frees: once per EXPIRY_INTERVAL.
+        self._next_expiry = now + EXPIRY_INTERVAL
         sessions = self._sessions
         for _ in range(len(sessions)):
             key, session = next(iter(sessions.items()))
