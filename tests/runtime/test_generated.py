@@ -28,7 +28,8 @@ def calculator(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
         [sys.executable, "-m", "codegen.cli", str(IDL), "-o", str(out)], check=True
     )
     spec = importlib.util.spec_from_file_location("generated_calculator", out / "calculator.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
