@@ -74,20 +74,25 @@ class PyNames:
 
 
 class _Namespace:
-    """One Python scope: reports a second thing that wants a name already taken."""
+    """One Python scope: reports a second thing that wants a name already taken.
+
+    Things with the same IDL identity (``key``) are duplicates the checker already reported.
+    """
 
     def __init__(self, path: str, diagnostics: list[Diagnostic]) -> None:
         self.path = path
         self.diagnostics = diagnostics
-        self.owners: dict[str, str] = {}
+        self.owners: dict[str, tuple[str, str]] = {}
 
-    def claim(self, python_name: str, what: str, pos: Pos) -> None:
-        if python_name in self.owners:
+    def claim(self, python_name: str, what: str, pos: Pos, key: str | None = None) -> None:
+        key = what if key is None else key
+        owner = self.owners.get(python_name)
+        if owner is None:
+            self.owners[python_name] = (what, key)
+        elif owner[1] != key:
             self.diagnostics.append(Diagnostic.at(
                 self.path, pos, f"{what} would be named '{python_name}' in generated code, "
-                f"which {self.owners[python_name]} already uses"))
-        else:
-            self.owners[python_name] = what
+                f"which {owner[0]} already uses"))
 
 
 def _module_diagnostics(module: m.Module) -> list[Diagnostic]:
@@ -141,9 +146,9 @@ def _kind(definition: m.Definition) -> str:
 
 def _name_services(module: m.Module, names: PyNames, top: _Namespace) -> None:
     services = [d for d in module.definitions if isinstance(d, m.Service)]
-    versions: dict[str, list[int]] = {}
+    versions: dict[str, set[int]] = {}
     for service in services:
-        versions.setdefault(service.name, []).append(service.version)
+        versions.setdefault(service.name, set()).add(service.version)
     for service in services:
         several = len(versions[service.name]) > 1
         base = f"{service.name}V{service.version}" if several else service.name
@@ -160,7 +165,7 @@ def _name_services(module: m.Module, names: PyNames, top: _Namespace) -> None:
         what = f"service '{service.name}' version {service.version}"
         for python in (generated.client, generated.sync_client, generated.handler,
                        generated.spec, *(generated.aliases or ())):
-            top.claim(python, what, service.pos)
+            top.claim(python, what, service.pos, key=f"service {service.name}")
         for method in service.methods:
             names.private[method] = f"_M_{service.name}_v{service.version}_{method.name}"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from codegen.names import PyNames
-from codegen.writer import Atom, Expr, Pair, Seq, call, flat, string_literal
+from codegen.writer import Atom, Expr, Pair, Seq, Str, call, flat
 from idl import model as m
 
 _PYTHON_BASE = {
@@ -100,7 +100,7 @@ class Spelling:
         if isinstance(value, (int, float)):
             return Atom(repr(value))
         if isinstance(value, str):
-            return Atom(string_literal(value))
+            return Str(value)
         if isinstance(value, bytes):
             return Atom(repr(value))
         if isinstance(value, m.EnumMember):

@@ -29,13 +29,24 @@ class Atom:
 class Seq:
     """A bracketed, comma-separated sequence: a call, list, tuple, dict or parameter list.
 
-    ``tuple_comma`` adds the comma a one-element tuple needs.
+    ``callee`` (an expression printed before ``open``) makes it a call or subscript whose
+    callee may itself be broken; ``tuple_comma`` adds the comma a one-element tuple needs;
+    subscripts set ``last_comma=False`` (``X[a,]`` would mean ``X[(a,)]``).
     """
 
     open: str
     items: tuple[Expr, ...]
     close: str
     tuple_comma: bool = False
+    callee: Expr | None = None
+    last_comma: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Str:
+    """A string literal; when too long it becomes parenthesised implicit concatenation."""
+
+    text: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,25 +58,35 @@ class Pair:
     right: Expr
 
 
-Expr: TypeAlias = Atom | Seq | Pair
+Expr: TypeAlias = Atom | Seq | Pair | Str
 
 
-def call(func: str, *args: Expr, **kwargs: Expr) -> Seq:
-    """``func(args..., name=value...)``."""
-    items = list(args) + [Pair(k, "=", v) for k, v in kwargs.items()]
-    return Seq(f"{func}(", tuple(items), ")")
+def call(func: str | Expr, *args: Expr, **kwargs: Expr) -> Seq:
+    """``func(args..., name=value...)``; ``func`` may be an expression (a subscript)."""
+    items = tuple(args) + tuple(Pair(k, "=", v) for k, v in kwargs.items())
+    if isinstance(func, str):
+        return Seq(f"{func}(", items, ")")
+    return Seq("(", items, ")", callee=func)
+
+
+def subscript(name: str, *params: Expr) -> Seq:
+    """``name[params]``, breakable without changing its meaning."""
+    return Seq(f"{name}[", params, "]", last_comma=False)
 
 
 def flat(expr: Expr) -> str:
     """The expression on one line."""
     if isinstance(expr, Atom):
         return expr.text
+    if isinstance(expr, Str):
+        return string_literal(expr.text)
     if isinstance(expr, Pair):
         return f"{expr.left}{expr.sep}{flat(expr.right)}"
     inner = ", ".join(flat(item) for item in expr.items)
     if expr.tuple_comma and len(expr.items) == 1:
         inner += ","
-    return f"{expr.open}{inner}{expr.close}"
+    callee = flat(expr.callee) if expr.callee is not None else ""
+    return f"{callee}{expr.open}{inner}{expr.close}"
 
 
 def layout(expr: Expr, indent: str, head: str = "", tail: str = "") -> list[str]:
@@ -73,12 +94,42 @@ def layout(expr: Expr, indent: str, head: str = "", tail: str = "") -> list[str]
     one_line = f"{indent}{head}{flat(expr)}{tail}"
     if len(one_line) <= LINE_LENGTH or isinstance(expr, Atom):
         return [one_line]
+    if isinstance(expr, Str):
+        return _layout_string(expr.text, indent, head, tail)
     if isinstance(expr, Pair):
         return layout(expr.right, indent, f"{head}{expr.left}{expr.sep}", tail)
-    lines = [f"{indent}{head}{expr.open}"]
-    for item in expr.items:
-        lines.extend(layout(item, indent + INDENT, "", ","))
+    lines = _layout_open(expr, indent, head)
+    comma = "," if expr.last_comma else ""
+    for index, item in enumerate(expr.items):
+        last = index == len(expr.items) - 1
+        lines.extend(layout(item, indent + INDENT, "", comma if last else ","))
     lines.append(f"{indent}{expr.close}{tail}")
+    return lines
+
+
+def _layout_open(expr: Seq, indent: str, head: str) -> list[str]:
+    """The line(s) up to and including the opening bracket."""
+    if expr.callee is None:
+        return [f"{indent}{head}{expr.open}"]
+    opening = f"{indent}{head}{flat(expr.callee)}{expr.open}"
+    if len(opening) <= LINE_LENGTH:
+        return [opening]
+    return layout(expr.callee, indent, head, expr.open)
+
+
+def _layout_string(text: str, indent: str, head: str, tail: str) -> list[str]:
+    width = LINE_LENGTH - len(indent) - len(INDENT) - 2
+    chunks: list[str] = []
+    while text:
+        cut = len(text)
+        while len(string_literal(text[:cut])) > width and cut > 1:
+            space = text.rfind(" ", 0, cut - 1)
+            cut = space + 1 if space > 0 else cut - 1
+        chunks.append(text[:cut])
+        text = text[cut:]
+    lines = [f"{indent}{head}("]
+    lines.extend(f"{indent}{INDENT}{string_literal(chunk)}" for chunk in chunks)
+    lines.append(f"{indent}){tail}")
     return lines
 
 
@@ -152,10 +203,10 @@ def escape_text(text: str) -> str:
     Escaping non-ASCII keeps ruff's confusable-character rules (RUF001-RUF003) quiet.
     """
     text = text.replace("\\", "\\\\").replace('"', '\\"')
-    return "".join(c if " " <= c <= "~" or c == "\t" else _escape_char(c) for c in text)
+    return "".join(c if " " <= c <= "~" else _escape_char(c) for c in text)
 
 
-_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r"}
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _escape_char(char: str) -> str:

@@ -49,6 +49,9 @@ def check_hashable(uses: Iterable[tuple[str, m.Type, s.Pos, str]]) -> list[Diagn
     for path, t, pos, role in uses:
         if isinstance(t, m.BaseType) and t.name == "?":
             continue
+        resolved = m.resolve_alias(t)
+        if isinstance(resolved, m.SetType) and unhashable_reason(resolved.elem) is not None:
+            continue  # the inner set<...> is reported where it is written
         reason = unhashable_reason(t)
         if reason is None:
             _mark_hashable(t)
