@@ -172,9 +172,11 @@ class ChaosProxy:
             self._upstreams.move_to_end(client)
             return upstream
         if len(self._upstreams) >= self._max_clients:
-            _, oldest = self._upstreams.popitem(last=False)
+            evicted, oldest = self._upstreams.popitem(last=False)
             oldest.close()
             self._evicted += 1
+            self._to_server.reorder.forget((evicted, self.target))
+            self._to_client.reorder.forget((self.target, evicted))
         upstream = TrioUdpSocket(bind_udp_socket(("127.0.0.1", 0)))
         self._upstreams[client] = upstream
         assert self._nursery is not None

@@ -213,6 +213,23 @@ async def test_faults_per_direction_and_runtime_changes(
     assert b.try_recvfrom(10) == (b"now", a.getsockname())
 
 
+async def test_the_most_specific_rule_wins(autojump_clock: trio.testing.MockClock) -> None:
+    net = SimNetwork(seed=0, faults=LinkFaults(loss=1.0))
+    a, b, c = net.socket(("10.1.0.1", 1)), net.socket(("10.1.0.2", 1)), net.socket(("10.1.0.2", 2))
+    net.set_faults(None, "10.1.0.2", LinkFaults(duplicate=1.0))  # a host beats everything
+    net.set_faults_both_ways(
+        a.getsockname(), c.getsockname(), LinkFaults()
+    )  # an address beats a host
+    await a.sendto(b"to b", b.getsockname())
+    await a.sendto(b"to c", c.getsockname())
+    await c.sendto(b"to a", a.getsockname())
+    assert [b.try_recvfrom(10), b.try_recvfrom(10)] == [(b"to b", a.getsockname())] * 2
+    assert c.try_recvfrom(10) == (b"to c", a.getsockname())
+    assert c.try_recvfrom(10) is None
+    assert a.try_recvfrom(10) == (b"to a", c.getsockname())
+    assert net.faults(b.getsockname(), a.getsockname()).loss == 1.0
+
+
 async def test_bounded_queue_drops_and_counts(autojump_clock: trio.testing.MockClock) -> None:
     net = SimNetwork(seed=0, queue_limit=5)
     a, b = net.socket(), net.socket()
