@@ -9,8 +9,10 @@ callback (if any) is called, synchronously, from the event handler: that is the 
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import outcome
@@ -35,19 +37,35 @@ from rpc.errors import (
 )
 from rpc.schema import ValidationError
 from rpc.service import MethodSpec, ServiceSpec
+from rpc.stats import EndpointStatistics
 
 #: The budget field is an unsigned 32-bit count of milliseconds (about 49 days).
 MAX_BUDGET_MS = (1 << 32) - 1
 
 
+@dataclasses.dataclass(frozen=True)
+class ClientStatistics:
+    """Counters of one client (async or blocking), with its transport's."""
+
+    calls_started: int
+    calls_succeeded: int
+    #: Failed calls by exception class name (``"DeadlineExceeded"``, ``"ServerBusy"``...).
+    calls_failed: Mapping[str, int]
+    in_flight: int
+    cancels_sent: int
+    transport: EndpointStatistics
+
+
 class PendingCall:
     """One outstanding call (plain slots: this object is made once per call)."""
 
-    __slots__ = ("call_no", "delivered", "oneway", "result", "task", "wake")
+    __slots__ = ("call_no", "delivered", "oneway", "result", "sent", "task", "wake")
 
     def __init__(self, call_no: int, oneway: bool) -> None:
         self.call_no = call_no
         self.oneway = oneway
+        #: True once the transport accepted the call's message.
+        self.sent = False
         #: True once the transport acknowledged the call message or any reply arrived.
         self.delivered = False
         #: ``Value((status, body))`` for a reply, ``Value(None)`` for an acked oneway call,
@@ -81,6 +99,10 @@ class CallTable:
         #: The server instance we talk to; calls carry it so a restarted server refuses them.
         self.server_epoch = callproto.EPOCH_UNKNOWN
         self.closed = False
+        self.started = 0
+        self.succeeded = 0
+        self.failed: collections.Counter[str] = collections.Counter()
+        self.cancels = 0
         #: Called when the transport has room again after ``SendBufferFull``.
         self.on_capacity: Callable[[], None] = _nothing
         self._on_event: dict[type, Callable[[Any], None]] = {
@@ -160,17 +182,32 @@ class CallTable:
 
     def sent(self, pending: PendingCall, message_id: int) -> None:
         """The transport accepted the call's message under ``message_id``."""
+        pending.sent = True
         self._by_message[message_id] = pending.call_no
 
-    def abandon(self, pending: PendingCall) -> bool:
-        """The caller stopped waiting; returns True if the server should be told (CANCEL).
+    def abandon(self, pending: PendingCall) -> bytes | None:
+        """The caller stopped waiting; returns the ``CANCEL`` to send, if the server should know.
 
         The call also leaves the floor computation: the server treats it as stale if it
         arrives after a later call, so an abandoned call is less likely to run late.
         """
         self._undelivered.pop(pending.call_no, None)
         still_waiting = self._calls.pop(pending.call_no, None) is not None
-        return still_waiting and not pending.oneway and pending.result is None
+        if not (still_waiting and pending.sent and not pending.oneway and pending.result is None):
+            return None
+        self.cancels += 1
+        return callproto.encode_cancel(pending.call_no)
+
+    def statistics(self, transport: EndpointStatistics) -> ClientStatistics:
+        """A snapshot of the client's counters."""
+        return ClientStatistics(
+            calls_started=self.started,
+            calls_succeeded=self.succeeded,
+            calls_failed=dict(self.failed),
+            in_flight=len(self._calls),
+            cancels_sent=self.cancels,
+            transport=transport,
+        )
 
     # -- transport events -------------------------------------------------------------------
 

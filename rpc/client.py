@@ -13,39 +13,29 @@ transport's event callback, so a reply costs exactly one task hop.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import dataclasses
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import trio
 
 from rpc import callproto, events
-from rpc._calls import CallTable, PendingCall, deadline_exceeded, result_of_reply
+from rpc._calls import (
+    CallTable,
+    ClientStatistics,
+    PendingCall,
+    deadline_exceeded,
+    result_of_reply,
+)
 from rpc._io import DatagramSocket
 from rpc._trio import TrioDriver, open_udp_socket
 from rpc.config import TransportConfig
 from rpc.endpoint import Endpoint
 from rpc.errors import CallOutcome, ClientClosed, DeadlineExceeded, RpcError, SendBufferFull
 from rpc.service import MethodSpec, ServiceSpec
-from rpc.stats import EndpointStatistics
 
 R = TypeVar("R")
 Address = tuple[str, int]
-
-
-@dataclasses.dataclass(frozen=True)
-class ClientStatistics:
-    """Counters of one client, with its transport's."""
-
-    calls_started: int
-    calls_succeeded: int
-    #: Failed calls by exception class name (``"DeadlineExceeded"``, ``"ServerBusy"``...).
-    calls_failed: Mapping[str, int]
-    in_flight: int
-    cancels_sent: int
-    transport: EndpointStatistics
 
 
 def _abort(_: object) -> trio.lowlevel.Abort:
@@ -70,10 +60,6 @@ class Client:
             endpoint, sock, self._table.handle_event
         )
         self._capacity = trio.Event()
-        self._started = 0
-        self._succeeded = 0
-        self._failed: collections.Counter[str] = collections.Counter()
-        self._cancels = 0
 
     @property
     def server_address(self) -> Address:
@@ -91,7 +77,7 @@ class Client:
         timeout: float | None = None,
     ) -> R:
         """Make one call (used by generated clients); see ``rpc.AsyncCaller``."""
-        self._started += 1
+        self._table.started += 1
         try:
             pending, payload = self._table.build_call(service, method, args, timeout)
             reply = await self._round_trip(pending, payload, timeout)
@@ -102,9 +88,9 @@ class Client:
                 else result_of_reply(service, method, *reply)
             )
         except RpcError as exc:
-            self._failed[type(exc).__name__] += 1
+            self._table.failed[type(exc).__name__] += 1
             raise
-        self._succeeded += 1
+        self._table.succeeded += 1
         return result
 
     async def ping(self, *, timeout: float | None = None) -> float:
@@ -163,10 +149,10 @@ class Client:
         return result.unwrap()
 
     def _abandon(self, pending: PendingCall) -> None:
-        if self._table.abandon(pending):
-            with contextlib.suppress(SendBufferFull, RpcError):
-                self._driver.send_message(self._server, callproto.encode_cancel(pending.call_no))
-                self._cancels += 1
+        cancel = self._table.abandon(pending)
+        if cancel is not None:
+            with contextlib.suppress(RpcError):  # best effort: the server may not hear of it
+                self._driver.send_message(self._server, cancel)
 
     def _on_capacity(self) -> None:
         self._capacity.set()
@@ -180,14 +166,7 @@ class Client:
 
     def statistics(self) -> ClientStatistics:
         """A snapshot of this client's counters."""
-        return ClientStatistics(
-            calls_started=self._started,
-            calls_succeeded=self._succeeded,
-            calls_failed=dict(self._failed),
-            in_flight=self._table.in_flight,
-            cancels_sent=self._cancels,
-            transport=self._endpoint.statistics(),
-        )
+        return self._table.statistics(self._endpoint.statistics())
 
 
 @contextlib.asynccontextmanager

@@ -26,6 +26,7 @@ import trio
 from rpc import callproto, events
 from rpc._dispatch import CallPlan, ServiceTable
 from rpc._trio import TrioDriver, open_udp_socket
+from rpc._workers import WorkerPool
 from rpc.callproto import CallMessage, Status
 from rpc.config import TransportConfig
 from rpc.context import CallContext, _set_current
@@ -65,7 +66,7 @@ class ServerStatistics:
 class _Call:
     """One admitted call on its way through the queue and the handler."""
 
-    __slots__ = ("addr", "args", "cancelled", "deadline", "key", "message", "plan")
+    __slots__ = ("addr", "args", "cancelled", "deadline", "key", "message", "plan", "scope")
 
     def __init__(
         self,
@@ -83,6 +84,7 @@ class _Call:
         self.args = args
         self.deadline = deadline
         self.cancelled = False
+        self.scope: trio.CancelScope | None = None  # set when the call gets a worker
 
 
 class Server:
@@ -115,7 +117,7 @@ class Server:
         self._socket = socket
         self._driver: TrioDriver[events.TransportEvent] | None = None
         self._cache = reply_cache if reply_cache is not None else ReplyCache()
-        self._nursery: trio.Nursery | None = None
+        self._pool: WorkerPool[_Call] | None = None
         self._running: dict[tuple[SessionKey, int], trio.CancelScope] = {}
         self._queue: collections.deque[_Call] = collections.deque()
         self._queued_by_id: dict[tuple[SessionKey, int], _Call] = {}
@@ -164,7 +166,9 @@ class Server:
         socket = self._socket
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
+                self._pool = WorkerPool(
+                    nursery, self._run, self._next_queued, self._max_concurrent
+                )
                 self._driver = TrioDriver(self._endpoint, socket, self._handle_event)
                 await nursery.start(self._driver.run)
                 task_status.started(self.address)
@@ -299,9 +303,10 @@ class Server:
         budget = call.budget_ms
         deadline = None if budget is None else trio.current_time() + budget / 1000.0
         admitted = _Call(addr, key, call, plan, args, deadline)
-        if len(self._running) < self._max_concurrent:
-            self._start(admitted)
-        else:
+        self._register(admitted)
+        assert self._pool is not None
+        if not self._pool.submit(admitted):
+            self._unregister(admitted)
             self._queue.append(admitted)
             self._queued_by_id[key, call.call_no] = admitted
 
@@ -333,16 +338,21 @@ class Server:
 
     # -- running handlers -------------------------------------------------------------------
 
-    def _start(self, call: _Call) -> None:
+    def _register(self, call: _Call) -> None:
+        """Give the call its cancel scope (deadline, CANCEL) and count it as running."""
         scope = trio.CancelScope()
         if call.deadline is not None:
             scope.deadline = call.deadline
+        call.scope = scope
         self._running[call.key, call.message.call_no] = scope
-        assert self._nursery is not None
-        self._nursery.start_soon(self._run, call, scope)
 
-    async def _run(self, call: _Call, scope: trio.CancelScope) -> None:
-        message, plan = call.message, call.plan
+    def _unregister(self, call: _Call) -> None:
+        del self._running[call.key, call.message.call_no]
+
+    async def _run(self, call: _Call) -> None:
+        """Run one call's handler in a worker task and send its reply."""
+        message, plan, scope = call.message, call.plan, call.scope
+        assert scope is not None
         _set_current(
             CallContext(
                 call.addr, call.key[1], message.call_no, plan.service.name,
@@ -369,7 +379,7 @@ class Server:
 
     def _finish(self, call: _Call, reply: bytes | None) -> None:
         call_no = call.message.call_no
-        del self._running[call.key, call_no]
+        self._unregister(call)
         if not call.message.flags & callproto.FLAG_IDEMPOTENT:
             self._cache.complete(call.key, call_no, reply)
         if reply is not None:
@@ -378,20 +388,23 @@ class Server:
                 self._cache.bind_message(call.key, call_no, message_id)
                 if self._shutting_down:
                     self._unacked_replies.add((call.addr, message_id))
-        self._start_queued()
         self._check_drained()
 
-    def _start_queued(self) -> None:
+    def _next_queued(self) -> _Call | None:
+        """The next queued call that is still wanted (the worker pool's source of work)."""
         now = trio.current_time()
-        while self._queue and len(self._running) < self._max_concurrent:
+        while self._queue:
             call = self._queue.popleft()
             del self._queued_by_id[call.key, call.message.call_no]
             if call.cancelled or (call.deadline is not None and call.deadline <= now):
                 self._failed["CANCELLED" if call.cancelled else "DEADLINE"] += 1
                 if not call.message.flags & callproto.FLAG_IDEMPOTENT:
                     self._cache.complete(call.key, call.message.call_no, None)
+                self._check_drained()
                 continue
-            self._start(call)
+            self._register(call)
+            return call
+        return None
 
     # -- sending ----------------------------------------------------------------------------
 

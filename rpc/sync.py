@@ -17,7 +17,6 @@ client or use the async client.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import socket
 import threading
@@ -27,8 +26,13 @@ from typing import Any, TypeVar
 
 from rpc import callproto, events
 from rpc._blocking import BlockingDriver, bind_udp_socket
-from rpc._calls import CallTable, PendingCall, deadline_exceeded, result_of_reply
-from rpc.client import ClientStatistics
+from rpc._calls import (
+    CallTable,
+    ClientStatistics,
+    PendingCall,
+    deadline_exceeded,
+    result_of_reply,
+)
 from rpc.config import TransportConfig
 from rpc.endpoint import Endpoint
 from rpc.errors import CallOutcome, ClientClosed, DeadlineExceeded, RpcError, SendBufferFull
@@ -56,10 +60,6 @@ class SyncClient:
         self._driver: BlockingDriver[events.TransportEvent] = BlockingDriver(self._endpoint, sock)
         self._table = CallTable()
         self._lock = threading.Lock()
-        self._started = 0
-        self._succeeded = 0
-        self._failed: collections.Counter[str] = collections.Counter()
-        self._cancels = 0
 
     @property
     def server_address(self) -> Address:
@@ -87,16 +87,16 @@ class SyncClient:
     ) -> R:
         """Make one call (used by generated sync clients); see ``rpc.SyncCaller``."""
         with self._lock:
-            self._started += 1
+            self._table.started += 1
             try:
                 pending, payload = self._table.build_call(service, method, args, timeout)
                 reply = self._round_trip(pending, payload, timeout)
                 # A oneway call's result is the transport's ack: nothing to decode.
                 result: Any = None if reply is None else result_of_reply(service, method, *reply)
             except RpcError as exc:
-                self._failed[type(exc).__name__] += 1
+                self._table.failed[type(exc).__name__] += 1
                 raise
-            self._succeeded += 1
+            self._table.succeeded += 1
             return result  # type: ignore[no-any-return]
 
     def ping(self, *, timeout: float | None = None) -> float:
@@ -145,10 +145,10 @@ class SyncClient:
             return
 
     def _abandon(self, pending: PendingCall) -> None:
-        if self._table.abandon(pending):
-            with contextlib.suppress(RpcError):
-                self._driver.send_message(self._server, callproto.encode_cancel(pending.call_no))
-                self._cancels += 1
+        cancel = self._table.abandon(pending)
+        if cancel is not None:
+            with contextlib.suppress(RpcError):  # best effort: the server may not hear of it
+                self._driver.send_message(self._server, cancel)
 
     def _dispatch_events(self) -> None:
         handle = self._table.handle_event
@@ -156,20 +156,17 @@ class SyncClient:
             handle(event)
 
     def close(self) -> None:
-        """Close the socket; later calls raise ``ClientClosed``."""
-        self._table.close()
-        self._driver.close()
+        """Close the socket; later calls raise ``ClientClosed``.
+
+        Waits for a call in progress in another thread to finish first.
+        """
+        with self._lock:
+            self._table.close()
+            self._driver.close()
 
     def statistics(self) -> ClientStatistics:
         """A snapshot of this client's counters."""
-        return ClientStatistics(
-            calls_started=self._started,
-            calls_succeeded=self._succeeded,
-            calls_failed=dict(self._failed),
-            in_flight=self._table.in_flight,
-            cancels_sent=self._cancels,
-            transport=self._endpoint.statistics(),
-        )
+        return self._table.statistics(self._endpoint.statistics())
 
 
 def _resolve(host: str, port: int) -> Address:
