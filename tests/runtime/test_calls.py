@@ -214,3 +214,73 @@ async def test_shutdown_of_idle_server_stops_serving(
     async with sim_server(net, [LabImpl()]) as server:
         await server.shutdown(grace=0.5)
         assert server.statistics().in_flight == 0
+
+
+async def test_queued_call_that_is_cancelled_or_expires_never_runs(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    impl = LabImpl()
+    async with sim_lab(impl, max_concurrent=1) as (_, server, client):
+        lab = LabClient(client)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lab.sleep, 5.0)
+            await impl.sleep_started.wait()
+            with trio.move_on_after(1.0):  # queued behind the sleeper, then cancelled
+                await lab.bump("cancelled")
+            with pytest.raises(rpc.DeadlineExceeded):
+                await lab.bump("expired", timeout=1.0)
+        await trio.sleep(0.5)
+        stats = server.statistics()
+    assert impl.counters == {}
+    # The expired call's CANCEL and its server-side deadline race; either ends it unrun.
+    assert stats.calls_failed.get("CANCELLED", 0) + stats.calls_failed.get("DEADLINE", 0) == 2
+
+
+async def test_restarted_client_gets_its_old_handlers_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    impl = LabImpl()
+    net = SimNetwork(9)
+    client_addr = ("10.0.0.9", 4000)
+    async with sim_server(net, [impl]):
+        async with rpc.connect(*SERVER_ADDR, socket=net.socket(client_addr)) as old:
+            old._table.abandon = lambda pending: None  # type: ignore[method-assign]  # no CANCEL
+            with trio.move_on_after(1.0):
+                await LabClient(old).sleep(1000.0)  # leaves a handler running on the server
+        assert impl.sleeping == 1  # the old client vanished without a word
+        async with rpc.connect(*SERVER_ADDR, socket=net.socket(client_addr)) as new:
+            assert await LabClient(new).bump("k") == 1
+            await trio.sleep(0.1)
+    assert impl.sleep_cancelled == 1
+    assert impl.sleep_finished == 0
+
+
+async def test_malformed_messages_are_counted_and_dropped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with sim_lab() as (_, server, client):
+        client._driver.send_message(SERVER_ADDR, b"\xc1garbage")
+        client._driver.send_message(SERVER_ADDR, b"\x92\x07\x01")  # unknown kind 7
+        await trio.sleep(0.1)
+        assert await client.ping() >= 0.0
+        assert server.statistics().malformed_messages == 2
+
+
+async def test_send_backpressure_waits_for_capacity(autojump_clock: trio.testing.MockClock) -> None:
+    config = rpc.config.TransportConfig(send_buffer_size=64 * 1024, max_datagram_size=1200)
+    raw = bytes(range(256)) * 200  # 51,200 incompressible-ish bytes: two cannot be buffered
+    net = SimNetwork(10, faults=LinkFaults(delay=0.05))
+    results: list[list[str]] = []
+
+    async def upload(lab: LabClient) -> None:
+        results.append(await lab.texts("n", b"", "", raw, timeout=30.0))
+
+    async with sim_server(net, [LabImpl()]), rpc.connect(
+        *SERVER_ADDR, socket=net.socket(), config=config
+    ) as client:
+        lab = LabClient(client)
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(upload, lab)
+    assert len(results) == 3
+    assert all(r[3] == raw.hex() for r in results)
