@@ -4,20 +4,28 @@
 ``trio.testing.MockClock(autojump_threshold=0)``, pytest-trio's ``autojump_clock`` fixture): it
 loses, duplicates, reorders, delays, corrupts and truncates datagrams per direction, has blackhole
 periods and partitions, and records what it did. ``ChaosProxy`` applies the same faults to real
-UDP traffic on 127.0.0.1.
+UDP traffic on 127.0.0.1. ``simulated_service`` runs a server and a client over a
+``SimNetwork`` in a few lines (and can kill and restart the server).
 """
 
 from __future__ import annotations
 
 from rpc._faults import DropCause, FaultStatistics, GilbertElliott, LinkFaults
+from rpc._harness import DEFAULT_SERVER_ADDRESS, SimService, simulated_service
 from rpc._simnet import SimNetwork, SimSocket, TraceEvent
+from rpc.chaos_proxy import ChaosProxy, ProxyStatistics
 
 __all__ = [
+    "DEFAULT_SERVER_ADDRESS",
+    "ChaosProxy",
     "DropCause",
     "FaultStatistics",
     "GilbertElliott",
     "LinkFaults",
+    "ProxyStatistics",
     "SimNetwork",
+    "SimService",
     "SimSocket",
     "TraceEvent",
+    "simulated_service",
 ]
