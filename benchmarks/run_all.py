@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import platform
 import sys
 import time
@@ -174,11 +175,17 @@ def ratio_text(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.2f}x"
 
 
-def print_report(figures: Figures, profile: c.Profile, seconds: float) -> None:
+def load_text() -> str:
+    """The 1-minute load average with the CPU count: a busy machine makes every figure worse."""
+    return f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+
+
+def print_report(figures: Figures, profile: c.Profile, seconds: float, load_before: str) -> None:
     """The combined table, then the targets."""
     print(f"\nudprpc benchmarks ({profile.name} run, {seconds:.0f} s) on 127.0.0.1")
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}")
+    print(f"{load_before} before the run, {load_text()} after it")
     headers = (*c.RESULT_HEADERS, "x raw trio", "x gRPC")
     rows = [
         [*c.result_row(r), ratio_text(figures.raw_ratio(r)), ratio_text(figures.grpc_ratio(r))]
@@ -206,12 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     profile = c.profile_from_args(args)
     started = time.perf_counter()
+    load_before = load_text()
     results: list[c.Result] = []
     for suite in SUITES:
         if args.only and suite.script not in args.only:
             continue
         results.extend(run_suite(suite, profile))
-    print_report(Figures(results), profile, time.perf_counter() - started)
+    print_report(Figures(results), profile, time.perf_counter() - started, load_before)
     if args.json:
         c.emit_results(results)
     return 0
