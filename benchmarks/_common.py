@@ -105,6 +105,8 @@ class Recorder:
         self.latencies: list[float] = []
         self.errors = 0
         self.started = time.perf_counter()
+        self._cpu_started = time.process_time()
+        self.cpu_seconds: float | None = None
         self._deadline = self.started + budget.seconds
         self._issued = 0
         self.finished: float | None = None
@@ -127,6 +129,7 @@ class Recorder:
     def finish(self) -> None:
         """Mark the end of the measurement (call once all workers are done)."""
         self.finished = time.perf_counter()
+        self.cpu_seconds = time.process_time() - self._cpu_started
 
     @property
     def elapsed(self) -> float:
@@ -157,6 +160,9 @@ class Result:
     payload: int
     errors: int = 0
     note: str = ""
+    #: CPU time of the whole client process per completed call (all its threads), in µs.
+    #: Less sensitive to a busy machine than wall-clock rates; the server's CPU is not included.
+    client_cpu_us: float = math.nan
 
     @property
     def calls_per_s(self) -> float:
@@ -178,6 +184,7 @@ class Result:
     ) -> Result:
         """Summarise a finished recorder."""
         ordered = sorted(recorder.latencies)
+        cpu = recorder.cpu_seconds
         return cls(
             system=system,
             workload=workload,
@@ -189,6 +196,7 @@ class Result:
             payload=payload,
             errors=recorder.errors,
             note=note,
+            client_cpu_us=(cpu / len(ordered) * 1e6) if cpu is not None and ordered else math.nan,
         )
 
     @classmethod
@@ -258,13 +266,15 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: Any 
         print(join(row), file=stream)
 
 
-RESULT_HEADERS = ("system", "workload", "calls", "calls/s", "p50 ms", "p99 ms", "max ms", "MB/s")
+RESULT_HEADERS = (
+    "system", "workload", "calls", "calls/s", "p50 ms", "p99 ms", "max ms", "MB/s", "cli CPU µs",
+)
 
 
 def result_row(r: Result) -> list[str]:
     """The standard columns of one result."""
     if r.calls == 0:
-        return [r.system, r.workload, "-", "-", "-", "-", "-", "-"]
+        return [r.system, r.workload, "-", "-", "-", "-", "-", "-", "-"]
     mbps = fmt(r.mb_per_s) if r.payload > len(SMALL_PAYLOAD) else "-"
     return [
         r.system,
@@ -275,6 +285,7 @@ def result_row(r: Result) -> list[str]:
         fmt(r.p99_ms, 3),
         fmt(r.max_ms, 3),
         mbps,
+        fmt(r.client_cpu_us, 0),
     ]
 
 
