@@ -291,10 +291,18 @@ class CallTable:
 
 
 def deadline_exceeded(pending: PendingCall, timeout: float | None) -> DeadlineExceeded:
-    """The error for a call whose deadline passed: delivered calls have an unknown outcome."""
+    """The error for a call whose deadline passed: once sent, its outcome is unknown.
+
+    Unacknowledged is not undelivered: the transport keeps retransmitting the CALL after the
+    caller gives up (it cannot take a message back), so it may still arrive and run later
+    (acceptance scenario 9, a blackhole that outlasts the deadline).
+    """
     return DeadlineExceeded(
         f"no reply within {timeout} s",
-        outcome=CallOutcome.UNKNOWN if pending.delivered else CallOutcome.NOT_DELIVERED,
+        outcome=(
+            CallOutcome.UNKNOWN if pending.delivered or pending.sent
+            else CallOutcome.NOT_DELIVERED
+        ),
     )
 
 
