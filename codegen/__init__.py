@@ -1,3 +1,5 @@
 """Code generation from checked IDL schemas, and the `rpcgen` command."""
 
-__all__: list[str] = []
+from codegen.generate import Generated, generate
+
+__all__ = ["Generated", "generate"]
