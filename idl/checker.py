@@ -193,7 +193,7 @@ class _ModuleChecker:
         if const is None:
             return
         const.type = self.resolve_type(node.type)
-        value = self.values.check(const.type, node.value)
+        value = self.values.check_const(const, node.value)
         if value is not None:
             const.value = value
 

@@ -144,8 +144,12 @@ def _terminals() -> dict[str, Any]:
 def _unexpected_token(exc: lark.exceptions.UnexpectedToken) -> str:
     token = exc.token
     found = "end of file" if token.type == "$END" else f"'{token}'"
-    words = sorted({_describe_terminal(name) for name in exc.expected})
-    previous = _previous_token(exc)
+    stack = _value_stack(exc)
+    # LALR states are shared between struct bodies and parameter lists; only the closer of
+    # the innermost open bracket is really expected.
+    wrong_closers = {f"'{c}'" for c in _CLOSERS.values()} - {f"'{_innermost_closer(stack)}'"}
+    words = sorted({_describe_terminal(name) for name in exc.expected} - wrong_closers)
+    previous = _previous_token(stack)
     after = f" after '{previous}'" if previous else ""
     if not words or len(words) > _MAX_LISTED:
         return f"unexpected {found}{after}"
@@ -153,10 +157,33 @@ def _unexpected_token(exc: lark.exceptions.UnexpectedToken) -> str:
     return f"expected {expected}{after}, found {found}"
 
 
-def _previous_token(exc: lark.exceptions.UnexpectedToken) -> str | None:
-    """The text of the last token the parser accepted, if lark kept its stack."""
+_CLOSERS = {"(": ")", "{": "}", "[": "]", "<": ">"}
+
+
+def _value_stack(exc: lark.exceptions.UnexpectedToken) -> list[Any]:
+    """What the parser had shifted when it failed (lark keeps it on the exception)."""
     parser = getattr(exc, "interactive_parser", None)
     stack = getattr(getattr(parser, "parser_state", None), "value_stack", None)
+    return list(stack) if stack else []
+
+
+def _innermost_closer(stack: list[Any]) -> str | None:
+    """The bracket that closes the innermost construct still open on the stack."""
+    depth = 0
+    for item in reversed(stack):
+        if not isinstance(item, Token):
+            continue  # reduced constructs are complete, so their brackets are balanced
+        if item in _CLOSERS.values():
+            depth += 1
+        elif item in _CLOSERS:
+            if depth == 0:
+                return _CLOSERS[str(item)]
+            depth -= 1
+    return None
+
+
+def _previous_token(stack: list[Any]) -> str | None:
+    """The text of the last token the parser accepted."""
     item: Any = stack[-1] if stack else None
     while isinstance(item, lark.Tree):
         children = [c for c in item.children if c is not None]

@@ -79,6 +79,15 @@ class ValueChecker:
         self.resolve_name = resolve_name
         self._active: list[m.Const] = []  # constants being expanded, to catch cycles
         self._cycle: str | None = None
+        self._root: m.Const | None = None  # the constant whose definition is being checked
+
+    def check_const(self, const: m.Const, value: s.Value) -> m.ConstValue | None:
+        """Check a constant's own definition (references back to it are cycles)."""
+        self._root = const
+        try:
+            return self.check(const.type, value)
+        finally:
+            self._root = None
 
     def _error(self, pos: s.Pos, message: str) -> None:
         # While expanding a referenced constant, problems are reported once, at the reference.
@@ -116,7 +125,9 @@ class ValueChecker:
         if isinstance(resolved, m.EnumMember):
             self._mismatch(expected, value)
             return None
-        if resolved.const in self._active:
+        if resolved.const in self._active or resolved.const is self._root:
+            if not self._active:
+                self._error(value.pos, f"constant '{value.name}' refers to itself")
             self._cycle = resolved.const.name
             return None
         outer_resolver = self.resolve_name
@@ -129,7 +140,8 @@ class ValueChecker:
             self.resolve_name = outer_resolver
         if result is None and not self._active:
             if self._cycle is not None:
-                self._error(value.pos, f"constant '{self._cycle}' refers to itself")
+                self._error(value.pos, f"constant '{self._cycle}' refers to itself "
+                                       f"(through '{value.name}')")
                 self._cycle = None
             else:
                 self._error(value.pos, f"constant '{value.name}' is not a valid "

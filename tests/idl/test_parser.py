@@ -85,7 +85,7 @@ def test_values_and_types() -> None:
     ("text", "expected"),
     [
         ("struct A { 1: i32 x foo }",
-         "1:21: expected ')', ',', ';', '=', '}' or a number after 'x', found 'foo'"),
+         "1:21: expected ',', ';', '=', '}' or a number after 'x', found 'foo'"),
         ("enum { A }", "1:6: expected a name after 'enum', found '{'"),
         ("struct A {", "1:11: expected '}' or a number after '{', found end of file"),
         ('const string s = "abc', "1:18: unterminated string"),
