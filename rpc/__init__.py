@@ -27,7 +27,6 @@ from rpc.errors import (
     VersionMismatch,
 )
 from rpc.reply_cache import ReplyCache, ReplyCacheStatistics
-from rpc.schema import ValidationError
 from rpc.server import Server, ServerStatistics
 from rpc.service import AsyncCaller, Handler, MethodSpec, Param, ServiceSpec, SyncCaller
 from rpc.sync import SyncClient
@@ -69,7 +68,6 @@ __all__ = [
     "SyncClient",
     "UnknownMethod",
     "UnknownService",
-    "ValidationError",
     "VersionMismatch",
     "__version__",
     "connect",
