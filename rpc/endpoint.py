@@ -1,0 +1,379 @@
+"""The sans-I/O transport endpoint: reliable delivery of whole messages over datagrams.
+
+Feed it datagrams (:meth:`Endpoint.receive_datagram`) and timer expiries
+(:meth:`Endpoint.handle_timer`); collect datagrams to send, the next timer deadline and events.
+It never reads a clock and never touches a socket (docs/design.md, Contract 2; the wire format
+is in docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import heapq
+import secrets
+from collections import deque
+
+from rpc.compression import Compressor
+from rpc.config import TransportConfig
+from rpc.errors import BadDatagram, MessageTooLarge, SendBufferFull
+from rpc.events import (
+    Address,
+    PeerRestarted,
+    PeerUnreachable,
+    TransportEvent,
+)
+from rpc.fragments import ReassemblyBudget
+from rpc.peer import Peer
+from rpc.stats import SUMMED_FIELDS, Counters, EndpointStatistics, PeerStatistics
+from rpc.wire import (
+    FLAG_DATA,
+    FLAG_PING,
+    MIN_DATAGRAM,
+    TYPE_EPOCH_NOTICE,
+    CrcMismatch,
+    Datagram,
+    decode_datagram_untrusted,
+    encode_epoch_notice,
+)
+
+
+class _EndpointCounters:
+    """Counters that belong to no peer."""
+
+    __slots__ = (
+        "crc_failures",
+        "epoch_notices_sent",
+        "events_dropped",
+        "notices_dropped",
+        "peer_table_full_dropped",
+        "peers_evicted",
+        "peers_restarted",
+        "peers_unreachable",
+        "unknown_peer_dropped",
+    )
+
+    def __init__(self) -> None:
+        self.crc_failures = 0
+        self.epoch_notices_sent = 0
+        self.events_dropped = 0
+        self.notices_dropped = 0
+        self.peer_table_full_dropped = 0
+        self.peers_evicted = 0
+        self.peers_restarted = 0
+        self.peers_unreachable = 0
+        self.unknown_peer_dropped = 0
+
+
+class Endpoint:
+    """Reliable, at-most-once delivery of messages to and from many peers over one socket."""
+
+    def __init__(
+        self,
+        config: TransportConfig | None = None,
+        *,
+        accept_new_peers: bool,
+        epoch: int | None = None,
+    ) -> None:
+        self.config = config if config is not None else TransportConfig()
+        #: Random 64-bit identity of this endpoint instance (never 0: 0 means "unknown").
+        self.epoch = epoch if epoch else secrets.randbits(64) or 1
+        self._accept_new_peers = accept_new_peers
+        self._peers: dict[Address, Peer] = {}
+        self._events: deque[TransportEvent] = deque()
+        self._dirty: dict[Address, None] = {}  # peers that may have something to send
+        self._timers: list[tuple[float, int, Address]] = []  # heap; stale entries skipped
+        self._scheduled: dict[Address, float] = {}  # each peer's current deadline
+        self._timer_seq = 0
+        self._notices: deque[tuple[bytes, Address]] = deque()
+        self._budget = ReassemblyBudget(self.config.reassembly_bytes_total)
+        self._compressor = Compressor(
+            self.config.compression_threshold, self.config.compression_level
+        )
+        self._next_message_id = 1
+        self._pn_base = 0  # above every packet number any session of ours has used
+        self._retired = Counters()  # counters of forgotten peers
+        self._unattributed = Counters()  # drops that cannot be charged to a peer
+        self._counters = _EndpointCounters()
+
+    # -- application API ---------------------------------------------------------------------
+
+    def send_message(self, addr: Address, payload: bytes, *, now: float) -> int:
+        """Queue ``payload`` for reliable delivery to ``addr``; return its message id.
+
+        Raises :class:`SendBufferFull` when the peer's send buffer cannot take it (wait for
+        :class:`SendCapacityAvailable`) and :class:`MessageTooLarge` above ``max_message_size``.
+        """
+        config = self.config
+        if len(payload) > config.max_message_size:
+            raise MessageTooLarge(f"message of {len(payload)} bytes exceeds max_message_size")
+        peer = self._peers.get(addr)
+        if peer is None:
+            peer = self._new_peer(addr, validated=True, now=now)
+        if peer.buffered and peer.buffered + len(payload) > config.send_buffer_size:
+            peer.blocked = True
+            raise SendBufferFull(f"send buffer for {addr} is full")
+        wire, compressed = self._compressor.compress(payload)
+        message_id = self._next_message_id
+        self._next_message_id += 1
+        peer.queue_message(message_id, wire, compressed, now)
+        self._dirty[addr] = None
+        self._reschedule(peer)
+        return message_id
+
+    def send_capacity(self, addr: Address) -> int:
+        """Bytes the send buffer of ``addr`` accepts right now."""
+        peer = self._peers.get(addr)
+        return self.config.send_buffer_size if peer is None else peer.send_capacity()
+
+    def forget_peer(self, addr: Address) -> None:
+        """Drop all state of ``addr``; its outstanding messages are abandoned without events."""
+        peer = self._peers.pop(addr, None)
+        if peer is None:
+            return
+        peer.blocked = False
+        peer.abandon()
+        peer.reassembler.clear()
+        self._retired.add(peer.counters)
+        self._scheduled.pop(addr, None)
+        self._dirty.pop(addr, None)
+
+    def next_event(self) -> TransportEvent | None:
+        """The oldest pending event, or None."""
+        return self._events.popleft() if self._events else None
+
+    # -- network input -----------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, addr: Address, *, now: float) -> None:
+        """Process one datagram received from ``addr``. Bad datagrams are dropped and counted."""
+        try:
+            dgram = decode_datagram_untrusted(data)
+        except CrcMismatch:
+            self._counters.crc_failures += 1
+            return
+        except BadDatagram:
+            self._charge(addr).malformed_dropped += 1
+            return
+        peer = self._peers.get(addr)
+        if dgram.kind == TYPE_EPOCH_NOTICE:
+            self._on_epoch_notice(dgram, peer, now)
+            return
+        if dgram.receiver_epoch not in (0, self.epoch):
+            # Addressed to an earlier incarnation of this endpoint: tell the sender we restarted.
+            self._charge(addr).old_epoch_dropped += 1
+            self._queue_notice(dgram, addr, len(data))
+            return
+        if peer is None:
+            peer = self._admit_peer(addr, now)
+            if peer is None:
+                return
+        if dgram.sender_epoch != peer.epoch and not self._on_sender_epoch(peer, dgram, now):
+            return
+        if dgram.receiver_epoch == self.epoch:
+            peer.validated = True  # it echoed our epoch, so it receives at this address
+        peer.on_datagram(dgram, len(data), now)
+        self._dirty[addr] = None
+        self._reschedule(peer)
+
+    def _charge(self, addr: Address) -> Counters:
+        peer = self._peers.get(addr)
+        return self._unattributed if peer is None else peer.counters
+
+    def _admit_peer(self, addr: Address, now: float) -> Peer | None:
+        """State for a new address, if this endpoint accepts new peers and has room."""
+        if not self._accept_new_peers:
+            self._counters.unknown_peer_dropped += 1
+            return None
+        if len(self._peers) >= self.config.max_peers and not self._evict_idle_peer(now):
+            self._counters.peer_table_full_dropped += 1
+            return None
+        return self._new_peer(addr, validated=False, now=now)
+
+    def _new_peer(self, addr: Address, *, validated: bool, now: float) -> Peer:
+        peer = Peer(
+            addr,
+            self.config,
+            self._budget,
+            self._compressor,
+            self._emit,
+            first_packet_number=self._pn_base,
+            validated=validated,
+            now=now,
+        )
+        self._peers[addr] = peer
+        return peer
+
+    def _evict_idle_peer(self, now: float) -> bool:
+        """Forget the least recently active idle peer, if one has been idle long enough."""
+        horizon = now - self.config.peer_idle_eviction
+        idle = [
+            p
+            for p in self._peers.values()
+            if p.last_activity <= horizon and not p.outstanding and not p.reassembler.partials
+        ]
+        if not idle:
+            return False
+        self.forget_peer(min(idle, key=_last_activity).addr)
+        self._counters.peers_evicted += 1
+        return True
+
+    def _on_sender_epoch(self, peer: Peer, dgram: Datagram, now: float) -> bool:
+        """A datagram whose sender epoch differs from the one we know; False to drop it."""
+        new_epoch = dgram.sender_epoch
+        if peer.epoch == 0:
+            peer.epoch = new_epoch  # first contact
+            return True
+        if new_epoch in peer.retired_epochs:
+            peer.counters.old_epoch_dropped += 1  # a late datagram from an earlier incarnation
+            return False
+        self._restart_peer(peer, new_epoch, now)
+        return True
+
+    def _restart_peer(self, peer: Peer, new_epoch: int, now: float) -> None:
+        old_epoch = peer.epoch
+        peer.restart(new_epoch, now)
+        if self._accept_new_peers:
+            peer.validated = False  # a new incarnation proves its address afresh
+        self._counters.peers_restarted += 1
+        self._emit(PeerRestarted(peer.addr, old_epoch, new_epoch))
+        self._reschedule(peer)
+
+    def _on_epoch_notice(self, dgram: Datagram, peer: Peer | None, now: float) -> None:
+        """The peer says it does not know the epoch we addressed: it restarted."""
+        if peer is None or dgram.receiver_epoch != self.epoch:
+            self._charge(peer.addr if peer else ("", 0)).old_epoch_dropped += 1
+            return
+        new_epoch = dgram.sender_epoch
+        if new_epoch == peer.epoch or new_epoch in peer.retired_epochs:
+            return  # stale notice, or about a datagram from before we learned its epoch
+        self._restart_peer(peer, new_epoch, now)
+
+    def _queue_notice(self, dgram: Datagram, addr: Address, size: int) -> None:
+        """Answer an ack-eliciting datagram for an old epoch with an epoch notice.
+
+        The notice is never larger than what provoked it, so it cannot amplify anything.
+        """
+        if not dgram.flags & (FLAG_DATA | FLAG_PING) or size < MIN_DATAGRAM:
+            return
+        if len(self._notices) >= self.config.max_notices:
+            self._counters.notices_dropped += 1
+            return
+        self._notices.append((encode_epoch_notice(self.epoch, dgram.sender_epoch), addr))
+        self._counters.epoch_notices_sent += 1
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        """The earliest deadline at which :meth:`handle_timer` must be called, or None."""
+        timers = self._timers
+        scheduled = self._scheduled
+        while timers:
+            deadline, _, addr = timers[0]
+            if scheduled.get(addr) == deadline:
+                return deadline
+            heapq.heappop(timers)  # superseded entry
+        return None
+
+    def handle_timer(self, *, now: float) -> None:
+        """Run every peer deadline that is due at ``now``."""
+        timers = self._timers
+        due: list[Peer] = []
+        while timers and timers[0][0] <= now:
+            deadline, _, addr = heapq.heappop(timers)
+            if self._scheduled.get(addr) != deadline:
+                continue
+            del self._scheduled[addr]
+            due.append(self._peers[addr])
+        for peer in due:
+            peer.on_timer(now)
+            self._dirty[peer.addr] = None
+            self._reschedule(peer)
+
+    def _reschedule(self, peer: Peer) -> None:
+        deadline = peer.timer()
+        addr = peer.addr
+        if deadline is None:
+            self._scheduled.pop(addr, None)
+            return
+        if self._scheduled.get(addr) == deadline:
+            return
+        self._scheduled[addr] = deadline
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (deadline, self._timer_seq, addr))
+        if len(self._timers) > 4 * len(self._scheduled) + 64:
+            self._compact_timers()
+
+    def _compact_timers(self) -> None:
+        live = [entry for entry in self._timers if self._scheduled.get(entry[2]) == entry[0]]
+        heapq.heapify(live)
+        self._timers = live
+
+    # -- network output ----------------------------------------------------------------------
+
+    def datagrams_to_send(self, *, now: float) -> list[tuple[bytes, Address]]:
+        """Every datagram that should be sent now, with its destination."""
+        if not self._dirty and not self._notices:
+            return []
+        out: list[tuple[bytes, Address]] = []
+        if self._notices:
+            out.extend(self._notices)
+            self._notices.clear()
+        dirty = self._dirty
+        self._dirty = {}
+        peers = self._peers
+        for addr in dirty:
+            peer = peers.get(addr)
+            if peer is not None and peer.build(now, self.epoch, out):
+                self._pn_base = max(self._pn_base, peer.next_pn)
+                self._reschedule(peer)
+        return out
+
+    # -- events and statistics ---------------------------------------------------------------
+
+    def _emit(self, event: TransportEvent) -> None:
+        if len(self._events) >= self.config.max_events:
+            self._counters.events_dropped += 1
+            return
+        if isinstance(event, PeerUnreachable):
+            self._counters.peers_unreachable += 1
+        self._events.append(event)
+
+    def statistics(self) -> EndpointStatistics:
+        """Totals over all peers, current and forgotten."""
+        totals = Counters()
+        totals.add(self._retired)
+        totals.add(self._unattributed)
+        for peer in self._peers.values():
+            totals.add(peer.counters)
+        summed = {name: getattr(totals, name) for name in SUMMED_FIELDS}
+        own = {name: getattr(self._counters, name) for name in _EndpointCounters.__slots__}
+        return EndpointStatistics(peers=len(self._peers), **summed, **own)
+
+    def peer_statistics(self, addr: Address) -> PeerStatistics | None:
+        """A snapshot of one peer, or None if it is unknown."""
+        peer = self._peers.get(addr)
+        if peer is None:
+            return None
+        c = peer.counters
+        rtt = peer.rtt
+        recovery = peer.recovery
+        return PeerStatistics(
+            addr=addr,
+            peer_epoch=peer.epoch,
+            validated=peer.validated,
+            **{name: getattr(c, name) for name in Counters.__slots__},
+            smoothed_rtt=rtt.smoothed_rtt,
+            rttvar=rtt.rttvar,
+            min_rtt=rtt.min_rtt,
+            latest_rtt=rtt.latest_rtt,
+            pto=recovery.pto_duration(),
+            congestion_window=recovery.congestion_window,
+            bytes_in_flight=recovery.bytes_in_flight,
+            send_buffer_bytes=peer.buffered,
+            reassembly_bytes=peer.reassembler.reserved,
+        )
+
+
+def _last_activity(peer: Peer) -> float:
+    return peer.last_activity
+
+
+__all__ = ["Endpoint", "MessageTooLarge", "SendBufferFull", "TransportConfig"]

@@ -1,0 +1,225 @@
+"""Splitting messages into fragments, and bounded reassembly of received fragments.
+
+Reassembly never allocates from a declared size: fragments are kept as the (immutable) received
+buffers and joined once when the last one arrives. Budgets are *reserved* from the declared total
+when a message's first fragment arrives, so a hostile sender exhausts only its own budget, and a
+message that was admitted can always complete.
+"""
+
+from __future__ import annotations
+
+from rpc.wire import FLAG_COMPRESSED
+
+
+class OutgoingMessage:
+    """One message being sent: its wire bytes and which fragments are still unacknowledged."""
+
+    __slots__ = ("flags", "fragment_size", "message_id", "next_offset", "payload", "unacked")
+
+    def __init__(self, message_id: int, payload: bytes, compressed: bool, fragment_size: int):
+        self.message_id = message_id
+        self.payload = payload
+        self.flags = FLAG_COMPRESSED if compressed else 0
+        self.fragment_size = fragment_size
+        self.next_offset = 0  # first byte never sent yet
+        # offset -> packet number of its latest transmission (-1: queued, not yet sent)
+        self.unacked: dict[int, int] = {}
+
+    @property
+    def fully_sent(self) -> bool:
+        """True once every fragment went out at least once."""
+        return self.next_offset >= len(self.payload) and (self.next_offset > 0 or not self.payload)
+
+    def fragment(self, offset: int) -> bytes:
+        """The bytes of the fragment starting at ``offset``."""
+        return self.payload[offset : offset + self.fragment_size]
+
+
+class ReassemblyBudget:
+    """Bytes reserved by incomplete messages of all peers together."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+
+class _Partial:
+    __slots__ = ("compressed", "fragments", "last_time", "received", "total")
+
+    def __init__(self, total: int, compressed: bool, now: float) -> None:
+        self.total = total
+        self.compressed = compressed
+        self.fragments: dict[int, memoryview | bytes] = {}
+        self.received = 0
+        self.last_time = now
+
+
+#: Smallest fragment an honest sender puts anywhere but at the end of a message: its datagrams
+#: are at least MIN_DATAGRAM_SIZE (256) bytes, less the worst-case header, piggy-backed ack, data
+#: head and CRC (98 bytes). Shorter non-final fragments are refused as malformed, so an incomplete
+#: message holds at most total / MIN_FRAGMENT + 1 fragments and their bookkeeping (a few hundred
+#: bytes each) stays within a few times the bytes it reserved (acceptance scenario 12).
+MIN_FRAGMENT = 128
+
+#: Results of :meth:`Reassembler.add` other than a completed payload.
+INCOMPLETE = 0  # stored; more fragments needed
+DUPLICATE = 1  # message already delivered (or fragment already held): acknowledge, deliver nothing
+REFUSED = 2  # over a limit: drop without acknowledging, so the sender retransmits later
+MALFORMED = 3  # inconsistent with earlier fragments: drop
+
+
+class Reassembler:
+    """Incomplete and completed messages from one peer."""
+
+    __slots__ = (
+        "budget",
+        "byte_limit",
+        "completed",
+        "floor",
+        "max_completed",
+        "max_message_size",
+        "max_messages",
+        "partials",
+        "reserved",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        budget: ReassemblyBudget,
+        byte_limit: int,
+        max_messages: int,
+        max_message_size: int,
+        max_completed: int,
+        timeout: float,
+    ) -> None:
+        self.budget = budget
+        self.byte_limit = byte_limit
+        self.max_messages = max_messages
+        self.max_message_size = max_message_size
+        self.max_completed = max_completed
+        self.timeout = timeout
+        self.reserved = 0
+        self.floor = 0  # every message id below this is finished (from the sender's floor)
+        self.completed: set[int] = set()  # delivered ids at or above the floor
+        self.partials: dict[int, _Partial] = {}  # ordered by last activity, oldest first
+
+    def advance_floor(self, floor: int) -> None:
+        """The sender will never (re)send messages below ``floor``: forget them."""
+        if floor <= self.floor:
+            return
+        self.floor = floor
+        if len(self.completed) > 32:  # amortised: most ids fall below the floor quickly
+            self.completed = {mid for mid in self.completed if mid >= floor}
+        stale = [mid for mid in self.partials if mid < floor] if self.partials else ()
+        for mid in stale:
+            self._discard(mid)
+
+    def is_duplicate(self, message_id: int) -> bool:
+        """True if ``message_id`` was already delivered."""
+        return message_id < self.floor or message_id in self.completed
+
+    def add(
+        self,
+        message_id: int,
+        total: int,
+        offset: int,
+        fragment: memoryview | bytes,
+        compressed: bool,
+        now: float,
+    ) -> int | bytes:
+        """Store one fragment; return the whole message when complete, else a status code."""
+        if message_id < self.floor or message_id in self.completed:
+            return DUPLICATE
+        if total > self.max_message_size:
+            return MALFORMED
+        if len(fragment) < MIN_FRAGMENT and offset + len(fragment) != total:
+            return MALFORMED  # one-byte fragments would cost ~300x their size in bookkeeping
+        if offset == 0 and len(fragment) == total:  # a single-datagram message: no buffering
+            if not self._room_for(message_id):
+                return REFUSED
+            return self._complete(message_id, bytes(fragment))
+        partial = self.partials.pop(message_id, None)
+        if partial is None:
+            partial = self._admit(message_id, total, compressed, now)
+            if partial is None:
+                return REFUSED
+        self.partials[message_id] = partial  # re-inserted: now the most recently active
+        if partial.total != total or partial.compressed != compressed:
+            return MALFORMED
+        if offset in partial.fragments:
+            return DUPLICATE
+        partial.fragments[offset] = fragment
+        partial.received += len(fragment)
+        partial.last_time = now
+        if partial.received < total:
+            return INCOMPLETE
+        return self._finish(message_id, partial)
+
+    def _admit(self, message_id: int, total: int, compressed: bool, now: float) -> _Partial | None:
+        if (
+            len(self.partials) >= self.max_messages
+            or self.reserved + total > self.byte_limit
+            or self.budget.used + total > self.budget.limit
+            or not self._room_for(message_id)
+        ):
+            return None
+        self.reserved += total
+        self.budget.used += total
+        return _Partial(total, compressed, now)
+
+    def _finish(self, message_id: int, partial: _Partial) -> int | bytes:
+        self._discard(message_id)
+        expected = 0
+        pieces = []
+        for offset in sorted(partial.fragments):
+            if offset != expected:
+                return MALFORMED  # overlapping fragments from a broken or hostile sender
+            piece = partial.fragments[offset]
+            pieces.append(piece)
+            expected += len(piece)
+        if expected != partial.total:
+            return MALFORMED
+        return self._complete(message_id, b"".join(pieces))
+
+    def _room_for(self, message_id: int) -> bool:
+        """Whether the completed-id table may grow by ``message_id``.
+
+        When it is full, only an id below every remembered one is let in: that is the sender's
+        oldest outstanding message, which must be able to complete so that its floor advances
+        and the table shrinks. The hard bound is twice the configured size.
+        """
+        count = len(self.completed)
+        if count < self.max_completed:
+            return True
+        return count < 2 * self.max_completed and message_id < min(self.completed)
+
+    def _complete(self, message_id: int, payload: bytes) -> bytes:
+        self.completed.add(message_id)
+        return payload
+
+    def _discard(self, message_id: int) -> None:
+        partial = self.partials.pop(message_id)
+        self.reserved -= partial.total
+        self.budget.used -= partial.total
+
+    def next_timeout(self) -> float | None:
+        """When the least recently active incomplete message expires."""
+        for partial in self.partials.values():
+            return partial.last_time + self.timeout
+        return None
+
+    def expire(self, now: float) -> int:
+        """Discard incomplete messages idle for the timeout; return how many."""
+        expired = [mid for mid, p in self.partials.items() if p.last_time + self.timeout <= now]
+        for mid in expired:
+            self._discard(mid)
+        return len(expired)
+
+    def clear(self) -> None:
+        """Release every reservation (the peer is being dropped)."""
+        for mid in list(self.partials):
+            self._discard(mid)
+        self.completed.clear()

@@ -1,0 +1,487 @@
+"""Everything the endpoint knows about one remote address: both directions of one session."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from rpc.acks import AckTracker
+from rpc.compression import Compressor
+from rpc.config import TransportConfig
+from rpc.errors import BadDatagram
+from rpc.events import (
+    Address,
+    MessageAcked,
+    MessageReceived,
+    PeerUnreachable,
+    SendCapacityAvailable,
+    TransportEvent,
+)
+from rpc.fragments import (
+    DUPLICATE,
+    INCOMPLETE,
+    MALFORMED,
+    REFUSED,
+    OutgoingMessage,
+    Reassembler,
+    ReassemblyBudget,
+)
+from rpc.recovery import LossRecovery, SentPacket
+from rpc.rtt import RttEstimator
+from rpc.stats import Counters
+from rpc.wire import (
+    CRC_SIZE,
+    DATA_HEAD,
+    FLAG_ACK,
+    FLAG_COMPRESSED,
+    FLAG_DATA,
+    FLAG_PING,
+    HEADER_SIZE,
+    TYPE_PACKET,
+    Datagram,
+    encode_ack,
+    encode_data_head,
+    encode_datagram,
+)
+
+#: RFC 9000 §8.1: before its address is validated, send at most 3x the bytes received from it.
+AMPLIFICATION_FACTOR = 3
+#: RFC 9002 §6.2.4: a probe timeout sends up to two ack-eliciting datagrams.
+PTO_PROBES = 2
+#: ACK ranges that ride along with data: the fragment size reserves room for this many.
+PIGGYBACK_ACK_RANGES = 4
+
+# What the next datagram carries (see Peer._next_content).
+_NOTHING, _PROBE, _RETRANSMIT, _NEW, _PURE_ACK, _PING = range(6)
+
+Emit = Callable[[TransportEvent], None]
+
+
+class Peer:
+    """Sender and receiver state for one address and one incarnation (epoch) of it."""
+
+    __slots__ = (
+        "_budget",
+        "acks",
+        "addr",
+        "blocked",
+        "buffered",
+        "compressor",
+        "config",
+        "counters",
+        "emit",
+        "epoch",
+        "fragment_size",
+        "last_activity",
+        "new_queue",
+        "next_pn",
+        "outstanding",
+        "probes",
+        "progress_time",
+        "reassembler",
+        "recovery",
+        "retired_epochs",
+        "retransmit",
+        "rtt",
+        "validated",
+    )
+
+    def __init__(
+        self,
+        addr: Address,
+        config: TransportConfig,
+        budget: ReassemblyBudget,
+        compressor: Compressor,
+        emit: Emit,
+        *,
+        first_packet_number: int,
+        validated: bool,
+        now: float,
+    ) -> None:
+        self.addr = addr
+        self.config = config
+        self.compressor = compressor
+        self.emit = emit
+        self._budget = budget
+        self.epoch = 0  # the peer's epoch; 0 until it is first heard from
+        self.retired_epochs: deque[int] = deque(maxlen=8)  # its earlier incarnations
+        self.validated = validated
+        self.counters = Counters()
+        self.rtt = RttEstimator(config.initial_rtt)
+        self.next_pn = first_packet_number
+        reserved = HEADER_SIZE + encode_ack_size(PIGGYBACK_ACK_RANGES) + DATA_HEAD.size + CRC_SIZE
+        self.fragment_size = config.max_datagram_size - reserved
+        self.last_activity = now
+        self.blocked = False  # send_message raised SendBufferFull since capacity was last reported
+        self._new_session(now)
+
+    def _new_session(self, now: float) -> None:
+        """(Re)initialise the per-incarnation state: sequence spaces, queues, windows."""
+        cfg = self.config
+        self.acks = AckTracker(cfg.max_ack_ranges, cfg.max_ack_delay, cfg.ack_eliciting_threshold)
+        self.reassembler = Reassembler(
+            self._budget,
+            cfg.reassembly_bytes_per_peer,
+            cfg.reassembly_messages_per_peer,
+            cfg.max_message_size,
+            cfg.max_completed_ids,
+            cfg.reassembly_timeout,
+        )
+        self.recovery = LossRecovery(
+            self.rtt,
+            cfg.max_datagram_size,
+            cfg.initial_window_datagrams * cfg.max_datagram_size,
+            cfg.max_window,
+            cfg.max_ack_delay,
+            cfg.min_pto,
+            cfg.max_pto,
+            self.next_pn,
+        )
+        self.outstanding: dict[int, OutgoingMessage] = {}  # by message id: not fully acked
+        self.new_queue: deque[OutgoingMessage] = deque()  # messages with fragments never sent
+        self.retransmit: deque[tuple[OutgoingMessage, int]] = deque()  # lost fragments
+        self.probes: deque[tuple[OutgoingMessage | None, int]] = deque()  # owed by a PTO
+        self.buffered = 0  # bytes of outstanding messages (the send buffer)
+        self.progress_time = now  # liveness: last acknowledgement, or when sending started
+
+    # -- the application side --------------------------------------------------------------
+
+    def send_capacity(self) -> int:
+        """Bytes that ``queue_message`` accepts without exceeding the send buffer."""
+        return max(self.config.send_buffer_size - self.buffered, 0)
+
+    def queue_message(self, message_id: int, wire: bytes, compressed: bool, now: float) -> None:
+        """Queue a message (already compressed if worthwhile) for sending."""
+        msg = OutgoingMessage(message_id, wire, compressed, self.fragment_size)
+        msg.unacked = dict.fromkeys(range(0, max(len(wire), 1), self.fragment_size), -1)
+        if not self.outstanding:
+            self.progress_time = now  # the liveness clock starts with the first outstanding byte
+        self.outstanding[message_id] = msg
+        self.new_queue.append(msg)
+        self.buffered += len(wire)
+        self.counters.messages_sent += 1
+        if compressed:
+            self.counters.messages_compressed += 1
+
+    def abandon(self) -> None:
+        """Drop every outstanding message (peer restarted or forgotten) without events."""
+        self.recovery.clear()
+        self.outstanding.clear()
+        self.new_queue.clear()
+        self.retransmit.clear()
+        self.probes.clear()
+        self.buffered = 0
+        self._report_capacity()
+
+    def restart(self, new_epoch: int, now: float) -> None:
+        """The peer came back as a new incarnation: start a fresh session with it."""
+        self.abandon()
+        self.reassembler.clear()
+        self.retired_epochs.append(self.epoch)
+        self.epoch = new_epoch
+        self._new_session(now)
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def on_datagram(self, dgram: Datagram, size: int, now: float) -> None:
+        """Process a datagram already checked for CRC, epochs and address."""
+        c = self.counters
+        c.datagrams_received += 1
+        c.bytes_received += size
+        self.last_activity = now
+        flags = dgram.flags
+        if flags & FLAG_ACK:
+            self._on_ack(dgram, now)
+        eliciting = flags & (FLAG_DATA | FLAG_PING) != 0
+        pn = dgram.packet_number
+        acks = self.acks
+        if acks.is_duplicate(pn):
+            c.duplicate_datagrams += 1
+            acks.on_duplicate(eliciting, now)
+            return
+        if flags & FLAG_DATA and not self._on_data(dgram, now):
+            return  # refused: not acknowledged, so the sender will retransmit it
+        acks.record(pn, eliciting, now)
+
+    def _on_ack(self, dgram: Datagram, now: float) -> None:
+        acked, lost = self.recovery.on_ack(dgram.ack_ranges, dgram.ack_delay_us * 1e-6, now)
+        if acked:
+            self.progress_time = now
+            for packet in acked:
+                self._fragment_acked(packet)
+        if lost:
+            self.counters.fast_retransmits += len(lost)
+            self._requeue_lost(lost)
+
+    def _fragment_acked(self, packet: SentPacket) -> None:
+        msg = packet.message
+        if msg is None or msg.unacked.pop(packet.offset, None) is None or msg.unacked:
+            return
+        # The last unacknowledged fragment of this message: the message is acknowledged.
+        del self.outstanding[msg.message_id]
+        self.buffered -= len(msg.payload)
+        self.counters.messages_acked += 1
+        self.emit(MessageAcked(self.addr, msg.message_id))
+        self._report_capacity()
+
+    def _report_capacity(self) -> None:
+        if self.blocked and self.buffered < self.config.send_buffer_size:
+            self.blocked = False
+            self.emit(SendCapacityAvailable(self.addr))
+
+    def _requeue_lost(self, lost: list[SentPacket]) -> None:
+        self.counters.lost_packets += len(lost)
+        for packet in lost:
+            msg = packet.message
+            # Only the latest transmission of a fragment counts: an older copy may be lost
+            # while a probe carrying the same bytes is still in flight.
+            if msg is not None and msg.unacked.get(packet.offset) == packet.packet_number:
+                msg.unacked[packet.offset] = -1
+                self.retransmit.append((msg, packet.offset))
+
+    def _on_data(self, dgram: Datagram, now: float) -> bool:
+        reassembler = self.reassembler
+        reassembler.advance_floor(dgram.message_floor)
+        compressed = dgram.flags & FLAG_COMPRESSED != 0
+        result = reassembler.add(
+            dgram.message_id, dgram.total_length, dgram.offset, dgram.fragment, compressed, now
+        )
+        if isinstance(result, bytes):
+            self._deliver(result, compressed)
+            return True
+        return self._DATA_STATUS[result](self)
+
+    def _deliver(self, payload: bytes, compressed: bool) -> None:
+        if compressed:
+            try:
+                limit = self.config.max_message_size
+                payload = self.compressor.decompress_untrusted(payload, limit)
+            except BadDatagram:
+                self.counters.decompression_failures += 1
+                return
+        self.counters.messages_received += 1
+        self.emit(MessageReceived(self.addr, payload, self.epoch))
+
+    def _incomplete(self) -> bool:
+        return True
+
+    def _duplicate(self) -> bool:
+        self.counters.duplicate_messages += 1
+        return True  # acknowledge again: the sender evidently missed our ACK
+
+    def _refused(self) -> bool:
+        self.counters.reassembly_dropped += 1
+        return False
+
+    def _malformed(self) -> bool:
+        self.counters.malformed_dropped += 1
+        return False
+
+    _DATA_STATUS = {
+        INCOMPLETE: _incomplete,
+        DUPLICATE: _duplicate,
+        REFUSED: _refused,
+        MALFORMED: _malformed,
+    }
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def timer(self) -> float | None:
+        """The earliest deadline of this peer, or None."""
+        deadlines = []
+        acks = self.acks
+        if acks.ack_deadline is not None:
+            deadlines.append(acks.ack_deadline)
+        recovery_timer = self.recovery.timer()
+        if recovery_timer is not None:
+            deadlines.append(recovery_timer)
+        if self.outstanding:
+            deadlines.append(self.progress_time + self.config.peer_timeout)
+        reassembly = self.reassembler.next_timeout()
+        if reassembly is not None:
+            deadlines.append(reassembly)
+        return min(deadlines) if deadlines else None
+
+    def on_timer(self, now: float) -> None:
+        """Run every deadline that has passed."""
+        if self.outstanding and self.progress_time + self.config.peer_timeout <= now:
+            self._declare_unreachable()
+        recovery = self.recovery
+        if recovery.loss_time is not None:
+            if recovery.loss_time <= now:
+                self._requeue_lost(recovery.detect_lost(now))
+        elif recovery.sent and recovery.last_eliciting_time + recovery.pto_duration() <= now:
+            self._on_probe_timeout()
+        reassembly = self.reassembler.next_timeout()
+        if reassembly is not None and reassembly <= now:
+            self.counters.reassembly_timeouts += self.reassembler.expire(now)
+
+    def _on_probe_timeout(self) -> None:
+        """RFC 9002 §6.2.4: back off, and resend the oldest data in flight as probes."""
+        self.recovery.pto_count += 1
+        self.probes.clear()
+        for packet in self.recovery.oldest_in_flight(PTO_PROBES):
+            msg = packet.message
+            if msg is not None and packet.offset in msg.unacked:
+                self.probes.append((msg, packet.offset))
+        if not self.probes:
+            self.probes.append((None, 0))  # nothing left to resend: a PING still elicits an ACK
+
+    def _declare_unreachable(self) -> None:
+        pending = tuple(self.outstanding)
+        self.abandon()
+        self.emit(PeerUnreachable(self.addr, pending))
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def has_output(self, now: float) -> bool:
+        """Whether ``build`` might produce a datagram now."""
+        acks = self.acks
+        return bool(
+            self.probes
+            or self.retransmit
+            or self.new_queue
+            or (acks.ack_deadline is not None and acks.ack_deadline <= now)
+        )
+
+    def build(self, now: float, epoch: int, out: list[tuple[bytes, Address]]) -> int:
+        """Append every datagram this peer may send now to ``out``; return how many."""
+        built = 0
+        while True:
+            kind, msg, offset = self._next_content(now)
+            if kind == _NOTHING:
+                return built
+            if not self._send(kind, msg, offset, now, epoch, out):
+                return built + self._send_while_unvalidated(kind, now, epoch, out)
+            built += 1
+
+    def _send_while_unvalidated(
+        self, kind: int, now: float, epoch: int, out: list[tuple[bytes, Address]]
+    ) -> int:
+        """Anti-amplification held data back: send what may still go out; return how many.
+
+        A PING (small, ack-eliciting) makes the peer acknowledge, and its ACK carries our epoch,
+        which validates the address; without it a server could wait forever for a client that
+        has nothing more to send. An owed ACK is exempt from the limit: it answers datagrams
+        received and is smaller than they were.
+        """
+        if (kind == _PROBE or not self.recovery.sent) and self._send(
+            _PING, None, 0, now, epoch, out
+        ):
+            return 1
+        if self._ack_due(now):
+            self._send(_PURE_ACK, None, 0, now, epoch, out)
+            return 1
+        return 0
+
+    def _next_content(self, now: float) -> tuple[int, OutgoingMessage | None, int]:
+        """Choose what the next datagram carries, without committing to it."""
+        if self.probes:
+            msg, offset = self.probes[0]
+            if msg is not None and msg.unacked.get(offset) is None:
+                return _PROBE, None, 0  # acknowledged meanwhile: probe with a PING instead
+            return _PROBE, msg, offset
+        can_send = self.recovery.can_send(self.config.max_datagram_size)
+        retransmit = self.retransmit
+        while retransmit:
+            msg, offset = retransmit[0]
+            if msg.unacked.get(offset) == -1:
+                if can_send:
+                    return _RETRANSMIT, msg, offset
+                break
+            retransmit.popleft()  # acknowledged meanwhile (a probe got through)
+        if self.new_queue and can_send:
+            msg = self.new_queue[0]
+            return _NEW, msg, msg.next_offset
+        if self._ack_due(now):
+            return _PURE_ACK, None, 0
+        return _NOTHING, None, 0
+
+    def _ack_due(self, now: float) -> bool:
+        acks = self.acks
+        return acks.ack_owed and acks.ack_deadline is not None and acks.ack_deadline <= now
+
+    def _send(
+        self,
+        kind: int,
+        msg: OutgoingMessage | None,
+        offset: int,
+        now: float,
+        epoch: int,
+        out: list[tuple[bytes, Address]],
+    ) -> bool:
+        """Encode and emit one datagram; False if anti-amplification forbids it."""
+        acks = self.acks
+        c = self.counters
+        flags = 0
+        ack = b""
+        if acks.ack_owed:
+            ranges = acks.ranges
+            if kind != _PURE_ACK:
+                ranges = ranges[:PIGGYBACK_ACK_RANGES]
+            delay_us = int((now - acks.largest_time) * 1_000_000)
+            ack = encode_ack(ranges, max(delay_us, 0))
+            flags = FLAG_ACK
+        data_head = b""
+        fragment = b""
+        if msg is not None:
+            fragment = msg.fragment(offset)
+            floor = next(iter(self.outstanding))
+            data_head = encode_data_head(msg.message_id, floor, len(msg.payload), offset)
+            flags |= FLAG_DATA | msg.flags
+        elif kind in (_PROBE, _PING):
+            flags |= FLAG_PING
+        size = HEADER_SIZE + len(ack) + len(data_head) + len(fragment) + CRC_SIZE
+        if (
+            not self.validated
+            and kind != _PURE_ACK
+            and c.bytes_sent + size > AMPLIFICATION_FACTOR * c.bytes_received
+        ):
+            c.amplification_limited += 1
+            return False
+        self._commit(kind, msg, c)
+        pn = self.next_pn
+        self.next_pn = pn + 1
+        out.append(
+            (
+                encode_datagram(
+                    TYPE_PACKET, flags, epoch, self.epoch, pn, ack, data_head, fragment
+                ),
+                self.addr,
+            )
+        )
+        if ack:
+            acks.on_ack_sent()
+        if kind == _PURE_ACK:
+            c.acks_sent += 1
+        else:
+            if msg is not None:
+                msg.unacked[offset] = pn
+            self.recovery.on_packet_sent(SentPacket(pn, now, size, msg, offset))
+        c.datagrams_sent += 1
+        c.bytes_sent += size
+        return True
+
+    def _commit(self, kind: int, msg: OutgoingMessage | None, c: Counters) -> None:
+        """Take the chosen content off its queue."""
+        if kind == _PROBE:
+            self.probes.popleft()
+            c.probes_sent += 1
+            if msg is not None:
+                c.retransmissions += 1
+        elif kind == _PING:
+            if self.probes:
+                self.probes.popleft()  # the PING stands in for a probe held back
+            c.probes_sent += 1
+        elif kind == _RETRANSMIT:
+            self.retransmit.popleft()
+            c.retransmissions += 1
+        elif kind == _NEW and msg is not None:
+            msg.next_offset += msg.fragment_size
+            if msg.next_offset >= len(msg.payload):
+                self.new_queue.popleft()
+
+
+def encode_ack_size(ranges: int) -> int:
+    """Size of an ACK section with ``ranges`` ranges."""
+    return len(encode_ack([(0, 0)], 0)) + 8 * (ranges - 1)

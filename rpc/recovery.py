@@ -1,0 +1,234 @@
+"""Sent packets, loss detection, probe timeouts and NewReno congestion control (RFC 9002).
+
+Only ack-eliciting packets are tracked (pure ACKs are never retransmitted and never in flight).
+``sent`` is a dict in packet-number order, so acknowledgement and loss detection touch only the
+packets they concern: no scan of the whole window per ACK.
+"""
+
+from __future__ import annotations
+
+from rpc.fragments import OutgoingMessage
+from rpc.rtt import RttEstimator
+
+#: RFC 9002 §6.1.1: kPacketThreshold, reordering tolerated before a packet is declared lost.
+PACKET_THRESHOLD = 3
+#: RFC 9002 §7.2: kMinimumWindow is 2 * max_datagram_size.
+MINIMUM_WINDOW_DATAGRAMS = 2
+#: RFC 9002 §7.3.1 / §B.2: kLossReductionFactor.
+LOSS_REDUCTION_FACTOR = 0.5
+
+
+class SentPacket:
+    """One ack-eliciting packet in flight: what it carried and when it left."""
+
+    __slots__ = ("message", "offset", "packet_number", "size", "time_sent")
+
+    def __init__(
+        self,
+        packet_number: int,
+        time_sent: float,
+        size: int,
+        message: OutgoingMessage | None,
+        offset: int,
+    ) -> None:
+        self.packet_number = packet_number
+        self.time_sent = time_sent
+        self.size = size
+        self.message = message  # None for a PING probe
+        self.offset = offset
+
+
+class LossRecovery:
+    """Per-peer sender state of RFC 9002: sent packets, timers and the congestion window."""
+
+    __slots__ = (
+        "bytes_in_flight",
+        "congestion_window",
+        "largest_acked",
+        "last_eliciting_time",
+        "loss_time",
+        "low_water",
+        "max_ack_delay",
+        "max_datagram_size",
+        "max_pto",
+        "max_window",
+        "min_pto",
+        "pto_count",
+        "recovery_start",
+        "rtt",
+        "sent",
+        "ssthresh",
+    )
+
+    def __init__(
+        self,
+        rtt: RttEstimator,
+        max_datagram_size: int,
+        initial_window: int,
+        max_window: int,
+        max_ack_delay: float,
+        min_pto: float,
+        max_pto: float,
+        first_packet_number: int,
+    ) -> None:
+        self.rtt = rtt
+        self.sent: dict[int, SentPacket] = {}
+        self.low_water = first_packet_number  # no tracked packet has a smaller number
+        self.largest_acked = -1
+        self.loss_time: float | None = None
+        self.pto_count = 0
+        self.last_eliciting_time = 0.0
+        self.max_datagram_size = max_datagram_size
+        self.max_ack_delay = max_ack_delay
+        self.min_pto = min_pto
+        self.max_pto = max_pto
+        self.max_window = max_window
+        self.bytes_in_flight = 0
+        self.congestion_window = initial_window
+        self.ssthresh = float("inf")
+        self.recovery_start = float("-inf")
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def can_send(self, size: int) -> bool:
+        """RFC 9002 §7: new data only while bytes in flight stay within the window."""
+        return self.bytes_in_flight + size <= self.congestion_window
+
+    def on_packet_sent(self, packet: SentPacket) -> None:
+        """Track an ack-eliciting packet that just left."""
+        self.sent[packet.packet_number] = packet
+        self.bytes_in_flight += packet.size
+        self.last_eliciting_time = packet.time_sent
+
+    # -- acknowledgements --------------------------------------------------------------------
+
+    def on_ack(
+        self, ranges: list[tuple[int, int]], ack_delay: float, now: float
+    ) -> tuple[list[SentPacket], list[SentPacket]]:
+        """Process an ACK section; return ``(newly_acked, lost)`` packets."""
+        sent = self.sent
+        if not sent:
+            return [], []
+        acked: list[SentPacket] = []
+        for low, high in ranges:
+            low = max(low, self.low_water)
+            if high < low:
+                continue
+            if high - low < len(sent):
+                for pn in range(low, high + 1):
+                    packet = sent.pop(pn, None)
+                    if packet is not None:
+                        acked.append(packet)
+            else:
+                hits = []
+                for pn in sent:  # packet-number order: stop past the range
+                    if pn > high:
+                        break
+                    if pn >= low:
+                        hits.append(pn)
+                acked.extend(sent.pop(pn) for pn in hits)
+        if not acked:
+            return [], []
+        largest = ranges[0][1]
+        newest = max(acked, key=_packet_number)
+        if newest.packet_number == largest:
+            # RFC 9002 §5.1: a sample only when the largest acknowledged is newly acknowledged.
+            self.rtt.update(now - newest.time_sent, ack_delay, self.max_ack_delay)
+        # Only packets we really sent count: a forged huge "largest" cannot fake losses.
+        self.largest_acked = max(self.largest_acked, newest.packet_number)
+        self.pto_count = 0  # RFC 9002 §6.2.1: an acknowledgement resets the backoff
+        for packet in acked:
+            self._on_acked_cc(packet)
+        lost = self.detect_lost(now)
+        self._advance_low_water()
+        return acked, lost
+
+    def _on_acked_cc(self, packet: SentPacket) -> None:
+        """RFC 9002 §7.3: slow start below ssthresh, then one datagram per window (NewReno)."""
+        self.bytes_in_flight -= packet.size
+        if packet.time_sent <= self.recovery_start:
+            return  # acknowledgements of packets sent before recovery do not grow the window
+        if self.congestion_window < self.ssthresh:
+            self.congestion_window += packet.size
+        else:
+            self.congestion_window += self.max_datagram_size * packet.size // self.congestion_window
+        self.congestion_window = min(self.congestion_window, self.max_window)
+
+    def _advance_low_water(self) -> None:
+        sent = self.sent
+        if not sent:
+            return
+        while self.low_water not in sent:
+            self.low_water += 1
+
+    # -- loss detection ----------------------------------------------------------------------
+
+    def detect_lost(self, now: float) -> list[SentPacket]:
+        """RFC 9002 §6.1: packet- and time-threshold loss below the largest acknowledged."""
+        self.loss_time = None
+        loss_delay = self.rtt.loss_delay()
+        threshold = self.largest_acked - PACKET_THRESHOLD
+        lost: list[SentPacket] = []
+        for pn, packet in self.sent.items():
+            if pn > self.largest_acked:
+                break
+            # Compare the same sum the timer uses, so a timer that fired always finds its loss.
+            lost_at = packet.time_sent + loss_delay
+            if pn <= threshold or lost_at <= now:
+                lost.append(packet)
+            else:
+                self.loss_time = lost_at
+                break
+        if lost:
+            for packet in lost:
+                del self.sent[packet.packet_number]
+                self.bytes_in_flight -= packet.size
+            self._on_congestion_event(lost[-1].time_sent, now)
+            self._advance_low_water()
+        return lost
+
+    def _on_congestion_event(self, sent_time: float, now: float) -> None:
+        """RFC 9002 §7.3.2: halve the window once per recovery period."""
+        if sent_time <= self.recovery_start:
+            return
+        self.recovery_start = now
+        minimum = MINIMUM_WINDOW_DATAGRAMS * self.max_datagram_size
+        self.congestion_window = max(int(self.congestion_window * LOSS_REDUCTION_FACTOR), minimum)
+        self.ssthresh = self.congestion_window
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def pto_duration(self) -> float:
+        """The current probe timeout, backed off exponentially and capped (RFC 9002 §6.2.1)."""
+        base = self.rtt.pto_base(self.max_ack_delay, self.min_pto)
+        return min(base * (1 << min(self.pto_count, 30)), self.max_pto)
+
+    def timer(self) -> float | None:
+        """The earliest of the loss timer and the probe timer, or None."""
+        if self.loss_time is not None:
+            return self.loss_time
+        if not self.sent:
+            return None
+        return self.last_eliciting_time + self.pto_duration()
+
+    def oldest_in_flight(self, count: int) -> list[SentPacket]:
+        """Up to ``count`` of the oldest tracked packets (what a probe retransmits)."""
+        out: list[SentPacket] = []
+        for packet in self.sent.values():
+            out.append(packet)
+            if len(out) >= count:
+                break
+        return out
+
+    def clear(self) -> list[SentPacket]:
+        """Forget everything in flight (the peer is gone); return what was tracked."""
+        packets = list(self.sent.values())
+        self.sent.clear()
+        self.bytes_in_flight = 0
+        self.loss_time = None
+        self.pto_count = 0
+        return packets
+
+
+def _packet_number(packet: SentPacket) -> int:
+    return packet.packet_number

@@ -1,0 +1,61 @@
+"""Round-trip time estimation and the probe timeout (RFC 9002 §5 and §6.2, RFC 6298 §2).
+
+Every retransmission goes out under a new packet number, so each acknowledgement names exactly
+one transmission and every sample is unambiguous (RFC 9002 §4.2) -- Karn's rule is never needed.
+"""
+
+from __future__ import annotations
+
+#: RFC 9002 §6.1.2: kGranularity, the timer granularity assumed of the system.
+GRANULARITY = 0.001
+#: RFC 6298 §2.3 / RFC 9002 §5.3: alpha = 1/8, beta = 1/4.
+RTT_ALPHA = 0.125
+RTT_BETA = 0.25
+#: RFC 6298 §2.3: RTO = SRTT + max(G, K * RTTVAR) with K = 4.
+RTTVAR_FACTOR = 4
+
+
+class RttEstimator:
+    """Smoothed RTT, its variation and the minimum, from samples of acknowledged packets."""
+
+    __slots__ = ("has_sample", "latest_rtt", "min_rtt", "rttvar", "smoothed_rtt")
+
+    def __init__(self, initial_rtt: float) -> None:
+        # RFC 9002 §6.2.2: before any sample, smoothed_rtt = kInitialRtt, rttvar = kInitialRtt / 2.
+        self.smoothed_rtt = initial_rtt
+        self.rttvar = initial_rtt / 2
+        self.latest_rtt = 0.0
+        self.min_rtt = 0.0
+        self.has_sample = False
+
+    def update(self, latest_rtt: float, ack_delay: float, max_ack_delay: float) -> None:
+        """Take one RTT sample; ``ack_delay`` is what the peer reported (RFC 9002 §5.3)."""
+        latest_rtt = max(latest_rtt, 0.0)
+        self.latest_rtt = latest_rtt
+        if not self.has_sample:
+            self.has_sample = True
+            self.min_rtt = latest_rtt
+            self.smoothed_rtt = latest_rtt
+            self.rttvar = latest_rtt / 2
+            return
+        self.min_rtt = min(self.min_rtt, latest_rtt)
+        # The peer's ack delay is trusted only up to max_ack_delay and never below min_rtt.
+        ack_delay = min(ack_delay, max_ack_delay)
+        adjusted = latest_rtt
+        if latest_rtt >= self.min_rtt + ack_delay:
+            adjusted = latest_rtt - ack_delay
+        self.rttvar = (1 - RTT_BETA) * self.rttvar + RTT_BETA * abs(self.smoothed_rtt - adjusted)
+        self.smoothed_rtt = (1 - RTT_ALPHA) * self.smoothed_rtt + RTT_ALPHA * adjusted
+
+    def pto_base(self, max_ack_delay: float, min_pto: float) -> float:
+        """RFC 9002 §6.2.1: smoothed_rtt + max(4 * rttvar, kGranularity) + max_ack_delay."""
+        pto = self.smoothed_rtt + max(RTTVAR_FACTOR * self.rttvar, GRANULARITY) + max_ack_delay
+        return max(pto, min_pto)
+
+    def loss_delay(self) -> float:
+        """RFC 9002 §6.1.2: kTimeThreshold (9/8) * max(smoothed_rtt, latest_rtt), >= granularity."""
+        return max(TIME_THRESHOLD * max(self.smoothed_rtt, self.latest_rtt), GRANULARITY)
+
+
+#: RFC 9002 §6.1.2: kTimeThreshold.
+TIME_THRESHOLD = 9 / 8

@@ -1,0 +1,226 @@
+"""The datagram format: encoding, and decoding of untrusted bytes (see ``docs/protocol.md``).
+
+A datagram is a fixed header, an optional ACK section, an optional DATA section (one fragment of
+one message) and a CRC-32C trailer. All integers are big-endian except the CRC, which is stored
+little-endian so that the CRC of the whole datagram is a constant (:data:`rpc.crc.CRC32C_RESIDUE`).
+
+:func:`decode_datagram_untrusted` either returns a :class:`Datagram` or raises
+:class:`rpc.errors.BadDatagram`; it never raises anything else, whatever the input.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+from rpc.crc import CRC32C_RESIDUE, crc32c, crc32c_extend
+from rpc.errors import BadDatagram
+
+MAGIC = 0x5552  # "UR"
+VERSION = 1
+
+#: Datagram types (header byte 3).
+TYPE_PACKET = 1  # a numbered packet: ACK and/or DATA sections, or a PING
+TYPE_EPOCH_NOTICE = 2  # stateless "I am epoch X; I do not know the epoch you addressed"
+
+#: Flag bits (header byte 4).
+FLAG_ACK = 0x01  # an ACK section follows the header
+FLAG_DATA = 0x02  # a DATA section follows (after the ACK section, if any)
+FLAG_COMPRESSED = 0x04  # the message this fragment belongs to is zstd-compressed
+FLAG_PING = 0x08  # ack-eliciting although it carries no data (a probe)
+_KNOWN_FLAGS = FLAG_ACK | FLAG_DATA | FLAG_COMPRESSED | FLAG_PING
+
+
+class CrcMismatch(BadDatagram):
+    """The datagram's CRC-32C does not match: corrupted in transit (or not ours at all)."""
+
+
+HEADER = struct.Struct(">HBBBQQQ")  # magic, version, type, flags, sender/receiver epoch, pn
+ACK_HEAD = struct.Struct(">QIBI")  # largest acked, ack delay (µs), range count, first range length
+ACK_RANGE = struct.Struct(">II")  # gap (missing packet numbers, >= 1), range length
+DATA_HEAD = struct.Struct(">QQII")  # message id, message floor, total length, fragment offset
+CRC_SIZE = 4
+_CRC = struct.Struct("<I")
+
+HEADER_SIZE = HEADER.size
+MIN_DATAGRAM = HEADER_SIZE + CRC_SIZE
+_U32_MAX = 0xFFFFFFFF
+
+
+def overhead(max_ack_ranges: int) -> int:
+    """Bytes of a datagram that are not fragment payload, in the worst case."""
+    ack = ACK_HEAD.size + ACK_RANGE.size * (max_ack_ranges - 1)
+    return HEADER_SIZE + ack + DATA_HEAD.size + CRC_SIZE
+
+
+class Datagram:
+    """One decoded datagram. Plain slots object: it is built once per received datagram."""
+
+    __slots__ = (
+        "ack_delay_us",
+        "ack_ranges",
+        "flags",
+        "fragment",
+        "kind",
+        "message_floor",
+        "message_id",
+        "offset",
+        "packet_number",
+        "receiver_epoch",
+        "sender_epoch",
+        "total_length",
+    )
+
+    def __init__(
+        self, kind: int, flags: int, sender_epoch: int, receiver_epoch: int, packet_number: int
+    ) -> None:
+        self.kind = kind
+        self.flags = flags
+        self.sender_epoch = sender_epoch
+        self.receiver_epoch = receiver_epoch
+        self.packet_number = packet_number
+        #: Acknowledged packet numbers as inclusive ``(low, high)`` pairs, highest first.
+        self.ack_ranges: list[tuple[int, int]] = []
+        self.ack_delay_us = 0
+        self.message_id = 0
+        self.message_floor = 0
+        self.total_length = 0
+        self.offset = 0
+        self.fragment: memoryview | bytes = b""
+
+
+def encode_ack(ranges: Sequence[Sequence[int]], ack_delay_us: int) -> bytes:
+    """Encode an ACK section for inclusive ``(low, high)`` ranges sorted highest first."""
+    low, high = ranges[0]
+    first_len = min(high - low, _U32_MAX)
+    parts = [b""]
+    prev_low = high - first_len
+    for lo, hi in ranges[1:]:
+        gap = prev_low - hi - 1
+        length = hi - lo
+        if gap < 1 or gap > _U32_MAX or length > _U32_MAX:
+            break  # what does not fit is simply not acknowledged (yet)
+        parts.append(ACK_RANGE.pack(gap, length))
+        prev_low = lo
+    parts[0] = ACK_HEAD.pack(high, min(ack_delay_us, _U32_MAX), len(parts), first_len)
+    return b"".join(parts)
+
+
+def encode_datagram(
+    kind: int,
+    flags: int,
+    sender_epoch: int,
+    receiver_epoch: int,
+    packet_number: int,
+    ack: bytes,
+    data_head: bytes,
+    fragment: bytes,
+) -> bytes:
+    """Assemble a datagram from pre-encoded sections and append its CRC-32C.
+
+    ``ack`` and ``data_head`` are empty when their flag is clear; ``fragment`` is copied once.
+    """
+    head = HEADER.pack(MAGIC, VERSION, kind, flags, sender_epoch, receiver_epoch, packet_number)
+    if fragment:
+        prefix = head + ack + data_head
+        crc = crc32c_extend(crc32c(prefix), fragment)
+        return b"".join((prefix, fragment, _CRC.pack(crc)))
+    body = head + ack + data_head
+    return body + _CRC.pack(crc32c(body))
+
+
+def encode_epoch_notice(sender_epoch: int, receiver_epoch: int) -> bytes:
+    """A stateless notice: "I am ``sender_epoch``; I do not know the epoch you addressed"."""
+    return encode_datagram(TYPE_EPOCH_NOTICE, 0, sender_epoch, receiver_epoch, 0, b"", b"", b"")
+
+
+def encode_data_head(message_id: int, floor: int, total_length: int, offset: int) -> bytes:
+    """Encode a DATA section head (the fragment bytes follow it)."""
+    return DATA_HEAD.pack(message_id, floor, total_length, offset)
+
+
+def decode_datagram_untrusted(data: bytes) -> Datagram:
+    """Validate and decode one received datagram, or raise :class:`BadDatagram`.
+
+    The CRC is checked first, so nothing in a corrupted datagram is looked at.
+    """
+    size = len(data)
+    if size < MIN_DATAGRAM:
+        raise BadDatagram("truncated datagram")
+    try:
+        valid = crc32c(data) == CRC32C_RESIDUE
+    except TypeError:  # not bytes at all: no better than noise
+        raise BadDatagram("datagram is not bytes") from None
+    if not valid:
+        raise CrcMismatch("CRC mismatch")
+    magic, version, kind, flags, sender, receiver, pn = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise BadDatagram("bad magic")
+    if version != VERSION:
+        raise BadDatagram(f"unsupported version {version}")
+    if flags & ~_KNOWN_FLAGS:
+        raise BadDatagram("unknown flags")
+    if sender == 0:
+        raise BadDatagram("zero sender epoch")
+    dgram = Datagram(kind, flags, sender, receiver, pn)
+    end = size - CRC_SIZE
+    if kind == TYPE_EPOCH_NOTICE:
+        if flags or end != HEADER_SIZE:
+            raise BadDatagram("malformed epoch notice")
+        return dgram
+    if kind != TYPE_PACKET:
+        raise BadDatagram(f"unknown datagram type {kind}")
+    pos = HEADER_SIZE
+    if flags & FLAG_ACK:
+        pos = _decode_ack(data, pos, end, dgram)
+    if flags & FLAG_DATA:
+        _decode_data(data, pos, end, dgram)
+    elif pos != end:
+        raise BadDatagram("trailing bytes")
+    elif flags & FLAG_COMPRESSED:
+        raise BadDatagram("compressed flag without data")
+    return dgram
+
+
+def _decode_ack(data: bytes, pos: int, end: int, dgram: Datagram) -> int:
+    if pos + ACK_HEAD.size > end:
+        raise BadDatagram("truncated ack")
+    high, delay_us, count, length = ACK_HEAD.unpack_from(data, pos)
+    pos += ACK_HEAD.size
+    if count == 0:
+        raise BadDatagram("ack without ranges")
+    ranges_end: int = pos + ACK_RANGE.size * (count - 1)
+    if ranges_end > end:
+        raise BadDatagram("truncated ack ranges")
+    low = high - length
+    if low < 0:
+        raise BadDatagram("ack range below zero")
+    ranges = [(low, high)]
+    for gap, length in ACK_RANGE.iter_unpack(data[pos:ranges_end]):
+        high = low - gap - 1
+        low = high - length
+        if gap < 1 or low < 0:
+            raise BadDatagram("bad ack range")
+        ranges.append((low, high))
+    dgram.ack_ranges = ranges
+    dgram.ack_delay_us = delay_us
+    return ranges_end
+
+
+def _decode_data(data: bytes, pos: int, end: int, dgram: Datagram) -> None:
+    if pos + DATA_HEAD.size > end:
+        raise BadDatagram("truncated data head")
+    message_id, floor, total, offset = DATA_HEAD.unpack_from(data, pos)
+    pos += DATA_HEAD.size
+    length = end - pos
+    if offset + length > total:
+        raise BadDatagram("fragment beyond message end")
+    if length == 0 and total != 0:
+        raise BadDatagram("empty fragment")
+    if floor > message_id:
+        raise BadDatagram("message floor above message id")
+    dgram.message_id = message_id
+    dgram.message_floor = floor
+    dgram.total_length = total
+    dgram.offset = offset
+    dgram.fragment = memoryview(data)[pos:end]
