@@ -5,6 +5,7 @@ The public API is re-exported here; generated code imports only this package.
 
 import logging
 
+from rpc import schema as schema  # generated code refers to rpc.schema.<descriptor>
 from rpc.client import Client, ClientStatistics, connect
 from rpc.context import CallContext, current_call, run_sync_in_thread
 from rpc.errors import (
