@@ -2,8 +2,8 @@
 
 Inside a handler, :func:`current_call` returns the :class:`CallContext` of the call being
 served: who called, when its deadline passes, and a way to give up on it. The server runs each
-handler in its own trio cancel scope; the scope is cancelled when the call's deadline passes,
-when the client sends a ``CANCEL``, or when :meth:`CallContext.cancel` is called.
+handler inside a trio cancel scope that is cancelled when the call's deadline passes, when the
+client sends a ``CANCEL`` (or restarts), or when :meth:`CallContext.cancel` is called.
 """
 
 from __future__ import annotations
@@ -11,11 +11,20 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import trio
 
 T = TypeVar("T")
+
+
+class _CallHandle(Protocol):
+    """The server's record of a running call, as far as its context needs it."""
+
+    cancelled: bool
+
+    def cancel(self) -> None:
+        """Cancel the call if its handler still runs."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -33,8 +42,7 @@ class CallContext:
     method: str
     #: ``trio.current_time()`` value when the caller stops waiting; ``None``: no deadline.
     deadline: float | None
-    #: The handler's cancel scope (cancelled on deadline, client cancel or server abort).
-    scope: trio.CancelScope
+    _handle: _CallHandle = dataclasses.field(repr=False)
 
     def remaining(self) -> float | None:
         """Seconds until the deadline (negative once passed), or ``None`` without one."""
@@ -43,13 +51,16 @@ class CallContext:
         return self.deadline - trio.current_time()
 
     def cancel(self) -> None:
-        """Give up on this call: the handler is cancelled and no reply is sent."""
-        self.scope.cancel()
+        """Give up on this call: the handler is cancelled and no reply is sent.
+
+        Has no effect once the handler has returned.
+        """
+        self._handle.cancel()
 
     @property
     def cancelled(self) -> bool:
-        """True once the call has been cancelled, by whatever cause."""
-        return self.scope.cancel_called
+        """True once the call has been cancelled (client CANCEL, restart, :meth:`cancel`)."""
+        return self._handle.cancelled
 
 
 _CURRENT: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(

@@ -7,10 +7,11 @@
         print("listening on", server.address)
         await trio.sleep_forever()
 
-Each admitted call runs as its own task in the server's nursery, inside a cancel scope whose
-deadline is the caller's remaining budget. At most ``max_concurrent`` handlers run at once;
-up to ``max_queued`` more calls wait in a FIFO; beyond that calls are refused with
-``ServerBusy``. Non-idempotent calls pass the at-most-once :class:`~rpc.reply_cache.ReplyCache`.
+Each admitted call runs in a worker task of the server's nursery (``rpc._workers``), inside a
+cancel scope whose deadline is the caller's remaining budget. At most ``max_concurrent``
+handlers run at once; up to ``max_queued`` more calls wait in a FIFO; beyond that calls are
+refused with ``ServerBusy``. Non-idempotent calls pass the at-most-once
+:class:`~rpc.reply_cache.ReplyCache`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -64,7 +66,7 @@ class ServerStatistics:
 
 
 class _Call:
-    """One admitted call on its way through the queue and the handler."""
+    """One admitted call on its way through the queue and a worker."""
 
     __slots__ = ("addr", "args", "cancelled", "deadline", "key", "message", "plan", "scope")
 
@@ -84,7 +86,14 @@ class _Call:
         self.args = args
         self.deadline = deadline
         self.cancelled = False
-        self.scope: trio.CancelScope | None = None  # set when the call gets a worker
+        #: The worker's cancel scope while the handler runs, else None.
+        self.scope: trio.CancelScope | None = None
+
+    def cancel(self) -> None:
+        """Cancel the call: a queued call will not start, a running handler is cancelled."""
+        self.cancelled = True
+        if self.scope is not None:
+            self.scope.cancel()
 
 
 class Server:
@@ -118,7 +127,7 @@ class Server:
         self._driver: TrioDriver[events.TransportEvent] | None = None
         self._cache = reply_cache if reply_cache is not None else ReplyCache()
         self._pool: WorkerPool[_Call] | None = None
-        self._running: dict[tuple[SessionKey, int], trio.CancelScope] = {}
+        self._running: dict[tuple[SessionKey, int], _Call] = {}
         self._queue: collections.deque[_Call] = collections.deque()
         self._queued_by_id: dict[tuple[SessionKey, int], _Call] = {}
         self._unacked_replies: set[tuple[Address, int]] = set()
@@ -206,8 +215,8 @@ class Server:
         self._check_drained()
         with trio.move_on_after(grace):
             await self._drained.wait()
-        for scope in list(self._running.values()):
-            scope.cancel()
+        for call in list(self._running.values()):
+            call.cancel()
         self._stopped.set()
 
     def _check_drained(self) -> None:
@@ -250,12 +259,9 @@ class Server:
         """The client restarted: its old session can never retransmit; drop it, cancel its calls."""
         old = (event.addr, event.old_epoch)
         self._cache.drop_session(old)
-        for (key, _), scope in list(self._running.items()):
-            if key == old:
-                scope.cancel()
-        for call in self._queue:
+        for call in [*self._running.values(), *self._queue]:
             if call.key == old:
-                call.cancelled = True
+                call.cancel()
         self._unacked_replies = {r for r in self._unacked_replies if r[0] != event.addr}
         self._check_drained()
 
@@ -268,12 +274,9 @@ class Server:
 
     def _on_cancel(self, addr: Address, epoch: int, message: list[object]) -> None:
         ident = ((addr, epoch), callproto.decode_call_number_untrusted(message))
-        scope = self._running.get(ident)
-        if scope is not None:
-            scope.cancel()
-        call = self._queued_by_id.get(ident)
+        call = self._running.get(ident) or self._queued_by_id.get(ident)
         if call is not None:
-            call.cancelled = True
+            call.cancel()
 
     def _on_call(self, addr: Address, epoch: int, message: list[object]) -> None:
         call = callproto.decode_call_untrusted(message)
@@ -303,10 +306,10 @@ class Server:
         budget = call.budget_ms
         deadline = None if budget is None else trio.current_time() + budget / 1000.0
         admitted = _Call(addr, key, call, plan, args, deadline)
-        self._register(admitted)
         assert self._pool is not None
+        self._register(admitted)
         if not self._pool.submit(admitted):
-            self._unregister(admitted)
+            del self._running[key, call.call_no]
             self._queue.append(admitted)
             self._queued_by_id[key, call.call_no] = admitted
 
@@ -339,47 +342,59 @@ class Server:
     # -- running handlers -------------------------------------------------------------------
 
     def _register(self, call: _Call) -> None:
-        """Give the call its cancel scope (deadline, CANCEL) and count it as running."""
-        scope = trio.CancelScope()
+        """Count the call as running (it has a worker, or is about to)."""
+        self._running[call.key, call.message.call_no] = call
+
+    async def _run(self, call: _Call, scope: trio.CancelScope) -> None:
+        """Run one call's handler in a worker, under the worker's ``scope``; send its reply."""
+        message, plan = call.message, call.plan
+        started = trio.current_time()
+        if call.cancelled or (call.deadline is not None and call.deadline <= started):
+            self._end_unrun(call)
+            return
+        call.scope = scope
         if call.deadline is not None:
             scope.deadline = call.deadline
-        call.scope = scope
-        self._running[call.key, call.message.call_no] = scope
-
-    def _unregister(self, call: _Call) -> None:
-        del self._running[call.key, call.message.call_no]
-
-    async def _run(self, call: _Call) -> None:
-        """Run one call's handler in a worker task and send its reply."""
-        message, plan, scope = call.message, call.plan, call.scope
-        assert scope is not None
         _set_current(
             CallContext(
                 call.addr, call.key[1], message.call_no, plan.service.name,
-                plan.service.version, plan.method.name, call.deadline, scope,
+                plan.service.version, plan.method.name, call.deadline, call,
             )
         )
-        started = trio.current_time()
-        reply: bytes | None = None
-        status = Status.OK
-        with scope:
+        status, reply, returned = Status.OK, None, False
+        try:
             status, reply = await plan.invoke(message.call_no, call.args)
-        self._handler_seconds += trio.current_time() - started
-        if scope.cancelled_caught:
-            reply = None
-            self._failed["DEADLINE" if scope.deadline <= trio.current_time() else "CANCELLED"] += 1
+            returned = True
+        finally:
+            # Also runs while trio.Cancelled propagates (the worker's scope absorbs ours).
+            call.scope = None
+            now = trio.current_time()
+            self._handler_seconds += now - started
+            if scope.cancel_called:  # deadline, CANCEL or restart: nobody wants a reply
+                self._failed["DEADLINE" if scope.deadline <= now else "CANCELLED"] += 1
+                self._finish(call, None)
+            elif returned:
+                scope.deadline = math.inf
+                self._count(status)
+                # A oneway call is executed at most once, and nobody waits for a result.
+                self._finish(call, None if message.flags & callproto.FLAG_ONEWAY else reply)
+            else:  # the whole server is being torn down
+                del self._running[call.key, message.call_no]
+
+    def _count(self, status: Status) -> None:
+        if status is Status.OK:
+            self._completed += 1
         else:
-            if message.flags & callproto.FLAG_ONEWAY:
-                reply = None  # executed at most once; nobody waits for a result
-            if status is Status.OK:
-                self._completed += 1
-            else:
-                self._failed[status.name] += 1
-        self._finish(call, reply)
+            self._failed[status.name] += 1
+
+    def _end_unrun(self, call: _Call) -> None:
+        """A call that was cancelled or expired before its handler started."""
+        self._failed["CANCELLED" if call.cancelled else "DEADLINE"] += 1
+        self._finish(call, None)
 
     def _finish(self, call: _Call, reply: bytes | None) -> None:
         call_no = call.message.call_no
-        self._unregister(call)
+        del self._running[call.key, call_no]
         if not call.message.flags & callproto.FLAG_IDEMPOTENT:
             self._cache.complete(call.key, call_no, reply)
         if reply is not None:
@@ -391,20 +406,13 @@ class Server:
         self._check_drained()
 
     def _next_queued(self) -> _Call | None:
-        """The next queued call that is still wanted (the worker pool's source of work)."""
-        now = trio.current_time()
-        while self._queue:
-            call = self._queue.popleft()
-            del self._queued_by_id[call.key, call.message.call_no]
-            if call.cancelled or (call.deadline is not None and call.deadline <= now):
-                self._failed["CANCELLED" if call.cancelled else "DEADLINE"] += 1
-                if not call.message.flags & callproto.FLAG_IDEMPOTENT:
-                    self._cache.complete(call.key, call.message.call_no, None)
-                self._check_drained()
-                continue
-            self._register(call)
-            return call
-        return None
+        """The next queued call (the worker pool's source of work)."""
+        if not self._queue:
+            return None
+        call = self._queue.popleft()
+        del self._queued_by_id[call.key, call.message.call_no]
+        self._register(call)
+        return call
 
     # -- sending ----------------------------------------------------------------------------
 

@@ -284,3 +284,46 @@ async def test_send_backpressure_waits_for_capacity(autojump_clock: trio.testing
                 nursery.start_soon(upload, lab)
     assert len(results) == 3
     assert all(r[3] == raw.hex() for r in results)
+
+
+async def test_worker_reused_after_cancellations_keeps_serving(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    impl = LabImpl()
+    async with sim_lab(impl, max_concurrent=1) as (_, server, client):
+        lab = LabClient(client)
+        for round_ in range(3):
+            with pytest.raises(rpc.DeadlineExceeded):
+                await lab.sleep(10.0, timeout=0.5)
+            assert await lab.bump("n") == round_ + 1
+            await lab.sleep(0.2, timeout=5.0)  # a deadline that does not fire
+        stats = server.statistics()
+    assert impl.sleep_cancelled == 3
+    assert impl.sleep_finished == 3
+    assert stats.calls_failed["DEADLINE"] == 3
+
+
+async def test_handler_can_cancel_its_own_call_and_a_stale_context_is_harmless(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    contexts: list[rpc.CallContext] = []
+
+    class SelfCancelling(LabImpl):
+        async def whoami(self) -> str:
+            call = rpc.current_call()
+            assert call is not None
+            contexts.append(call)
+            if len(contexts) == 1:
+                call.cancel()
+                assert call.cancelled
+                await trio.sleep(1.0)  # cancelled here: no reply is sent
+            return "second"
+
+    async with sim_lab(SelfCancelling(), max_concurrent=1) as (_, _, client):
+        lab = LabClient(client)
+        with pytest.raises(rpc.DeadlineExceeded):
+            await lab.whoami(timeout=2.0)
+        contexts[0].cancel()  # long finished: must not touch the next call on that worker
+        assert await lab.whoami(timeout=2.0) == "second"
+    assert not contexts[1].cancelled
+    assert rpc.current_call() is None
