@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from rpc.errors import ApplicationError
 from rpc.schema import ExceptionOf, TypeDesc, ValidationError
 
 R = TypeVar("R")
+_Codec = Callable[[Any, int], object]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +50,8 @@ class MethodSpec(Generic[R]):
     python_name: str = ""
 
     # Precomputed plans, so the per-call work is one loop over tuples.
-    _arg_plan: tuple[tuple[int, str, bool, TypeDesc], ...] = dataclasses.field(
+    # Per parameter: number, name, optional, bound encoder, bound decoder.
+    _arg_plan: tuple[tuple[int, str, bool, _Codec, _Codec], ...] = dataclasses.field(
         init=False, repr=False, compare=False
     )
     _throws_by_number: dict[int, ExceptionOf] = dataclasses.field(
@@ -59,7 +61,9 @@ class MethodSpec(Generic[R]):
     def __post_init__(self) -> None:
         if not self.python_name:
             object.__setattr__(self, "python_name", self.name)
-        plan = tuple((p.number, p.name, p.optional, p.type) for p in self.params)
+        plan = tuple(
+            (p.number, p.name, p.optional, p.type._enc, p.type._dec) for p in self.params
+        )
         object.__setattr__(self, "_arg_plan", plan)
         object.__setattr__(self, "_throws_by_number", dict(self.throws))
 
@@ -74,13 +78,13 @@ class MethodSpec(Generic[R]):
                 f"{self.name}()", f"takes {len(plan)} arguments, {len(args)} given"
             )
         out: dict[int, object] = {}
-        for (number, name, optional, desc), value in zip(plan, args):
+        for (number, name, optional, encode, _), value in zip(plan, args):
             if value is None:
                 if optional:
                     continue
                 raise ValidationError(self._arg_path(name), "required argument is None")
             try:
-                out[number] = desc._enc(value, 0)
+                out[number] = encode(value, 0)
             except ValidationError as exc:
                 raise exc.prefixed(self._arg_path(name)) from None
             except RecursionError:
@@ -95,10 +99,10 @@ class MethodSpec(Generic[R]):
         if not isinstance(wire, dict):
             raise ValidationError(f"{self.name}()", "arguments are not a map")
         out: list[object] = []
-        for number, name, optional, desc in self._arg_plan:
+        for number, name, optional, _, decode in self._arg_plan:
             if number in wire:
                 try:
-                    out.append(desc._dec(wire[number], 0))
+                    out.append(decode(wire[number], 0))
                 except ValidationError as exc:
                     raise exc.prefixed(self._arg_path(name)) from None
                 except RecursionError:

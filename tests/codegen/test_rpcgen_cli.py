@@ -83,3 +83,21 @@ def test_installed_console_script(tmp_path: Path) -> None:
                             env={**os.environ})
     assert result.returncode == EXIT_OK, result.stderr
     assert (tmp_path / "calculator.py").exists()
+
+
+def test_relative_includes_in_other_directories_and_diamonds(tmp_path: Path) -> None:
+    common = tmp_path / "common"
+    api = tmp_path / "api"
+    common.mkdir()
+    api.mkdir()
+    (common / "ids.idl").write_text("typedef u64 Id;\n")
+    (common / "names.idl").write_text('include "ids.idl";\nstruct Named { 1: ids.Id id; }\n')
+    (api / "users.idl").write_text(
+        'include "../common/ids.idl";\ninclude "../common/names.idl";\n'
+        "service Users { names.Named find(1: ids.Id id); }\n"
+    )
+    out = tmp_path / "out"
+    assert main([str(api / "users.idl"), "-o", str(out)]) == EXIT_OK
+    assert sorted(p.name for p in out.iterdir()) == ["ids.py", "names.py", "users.py"]
+    assert "def find(self, id: ids.Id, *, timeout: float | None = None) -> names.Named:" in (
+        out / "users.py").read_text()
