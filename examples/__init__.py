@@ -1,0 +1,1 @@
+"""Runnable examples of udprpc; run them from the repository root with ``python -m``."""

@@ -1,0 +1,1 @@
+"""The bank example (see examples/README.md)."""

@@ -1,0 +1,1 @@
+"""The blob example (see examples/README.md)."""

@@ -1,0 +1,1 @@
+"""The calculator example (see examples/README.md)."""
