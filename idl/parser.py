@@ -68,7 +68,7 @@ def _lark() -> lark.Lark:
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=True,
-        lexer_callbacks={"DOC_COMMENT": _collect_doc},
+        lexer_callbacks={"DOC_COMMENT": _collect_doc, "DOC_BLOCK": _collect_doc},
     )
 
 
@@ -224,6 +224,20 @@ def _unescape(token: Token) -> str:
     return _ESCAPE_RE.sub(replace, body)
 
 
+def _doc_text(comment: str) -> str:
+    """The text of a `///` line or a `/** */` block, without the comment markers."""
+    if comment.startswith("///"):
+        body = comment[3:]
+        return (body[1:] if body.startswith(" ") else body).rstrip()
+    lines = comment[3:-2].splitlines()
+    cleaned = []
+    for line in lines:
+        line = line.strip()
+        line = line[1:] if line.startswith("*") else line
+        cleaned.append(line[1:] if line.startswith(" ") else line)
+    return "\n".join(cleaned).strip("\n")
+
+
 def _fail(pos: s.Pos, message: str) -> NoReturn:
     raise _SyntaxProblem(pos, message)
 
@@ -234,19 +248,23 @@ def _present(items: list[Any]) -> list[Any]:
 
 @v_args(meta=True)
 class _Builder(Transformer[Token, s.Document]):
-    """Turns lark's tree into the syntax tree; attaches `///` doc comments by line."""
+    """Turns lark's tree into the syntax tree; attaches doc comments by line.
+
+    A doc comment (a run of `///` lines, or a Thrift-style `/** ... */` block) documents the
+    definition that starts on the line right after it.
+    """
 
     def __init__(self, path: str, text: str, doc_tokens: list[Token]) -> None:
         super().__init__()
         self._path = path
         self._lines = lines = text.splitlines()
-        self._docs: dict[int, str] = {}
+        self._docs: dict[int, tuple[int, str]] = {}  # last line -> (first line, text)
         for token in doc_tokens:
             line = token.line or 0
             # Only a doc comment alone on its line documents the next definition.
             if 1 <= line <= len(lines) and not lines[line - 1][: (token.column or 1) - 1].strip():
-                comment = str(token)[3:]
-                self._docs[line] = comment[1:] if comment.startswith(" ") else comment
+                end = token.end_line or line
+                self._docs[end] = (line, _doc_text(str(token)))
 
     def _doc(self, meta: Any) -> str:
         line = getattr(meta, "line", 0)
@@ -256,8 +274,9 @@ class _Builder(Transformer[Token, s.Document]):
         line -= 1
         collected: list[str] = []
         while line in self._docs:
-            collected.append(self._docs[line].rstrip())
-            line -= 1
+            first, text = self._docs[line]
+            collected.append(text)
+            line = first - 1
         return "\n".join(reversed(collected)).strip("\n")
 
     # -- file structure ------------------------------------------------------------------

@@ -103,3 +103,22 @@ def test_deep_nesting_is_a_diagnostic() -> None:
     text = "const list<i32> L = " + "[" * 5000 + "]" * 5000
     message = only_error(text)
     assert "nested too deeply" in message
+
+
+def test_thrift_block_doc_comments() -> None:
+    document = parse_ok(
+        "/**\n"
+        " * Ported from Thrift.\n"
+        " *   (indented)\n"
+        " */\n"
+        "struct A {\n"
+        "  /** The x. */\n"
+        "  1: i32 x\n"
+        "  /**/\n"
+        "  2: i32 y\n"
+        "}\n"
+    )
+    (record,) = document.definitions
+    assert isinstance(record, s.Record)
+    assert record.doc == "Ported from Thrift.\n  (indented)"
+    assert [f.doc for f in record.fields] == ["The x.", ""]
