@@ -140,9 +140,9 @@ async def phase(
     )
 
 
-async def demo(calls: int, seed: int) -> int:
-    """Serve, run both phases, print the report; 0 when every result was right."""
-    impl = Calculator()
+async def demo(calls: int, seed: int, impl: Calculator | None = None) -> int:
+    """Serve ``impl``, run both phases, print the report; 0 when every result was right."""
+    impl = impl if impl is not None else Calculator()
     reports = []
     with trio.fail_after(DEMO_TIMEOUT):
         async with rpc.Server([impl], host="127.0.0.1", port=0) as server:

@@ -1,1 +1,1 @@
-"""The bank example (see examples/README.md)."""
+"""The bank example: side-effecting methods through a lossy network, executed at most once."""

@@ -1,1 +1,1 @@
-"""The blob example (see examples/README.md)."""
+"""The blob example: multi-megabyte payloads, fragmented and compressed by the transport."""
