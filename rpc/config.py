@@ -14,8 +14,9 @@ from rpc.errors import InvalidArgument
 DEFAULT_MAX_DATAGRAM_SIZE = 1200
 #: Largest UDP payload over IPv4 (65535 - 20 IP header - 8 UDP header), used on loopback and LANs.
 MAX_UDP_PAYLOAD = 65507
-#: The smallest datagram that still carries a useful fragment beside a full header and ack.
-MIN_DATAGRAM_SIZE = 256
+#: RFC 791: every IPv4 host accepts 576-byte datagrams; it leaves room for a fragment of at least
+#: rpc.wire.MIN_FRAGMENT_SIZE bytes beside a full header and piggy-backed ACK.
+MIN_DATAGRAM_SIZE = 576
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,10 @@ class TransportConfig:
     reassembly_bytes_total: int = 256 * 1024 * 1024
     #: Incomplete messages held per peer.
     reassembly_messages_per_peer: int = 256
-    #: An incomplete message that gets no new fragment for this long is discarded.
+    #: An incomplete message that gets no new fragment for this long is discarded. Keep it above
+    #: peer_timeout + max_pto: a live sender resends at least every max_pto, and one that gave
+    #: up did so after peer_timeout; a shorter value can discard fragments already acknowledged
+    #: while a blackhole outlasts it, and that message is then never delivered.
     reassembly_timeout: float = 30.0
     #: SACK ranges remembered (and sent) per peer.
     max_ack_ranges: int = 32
@@ -95,6 +99,8 @@ class TransportConfig:
             raise InvalidArgument("max_pto must not be below min_pto")
         if self.max_ack_delay < 0:
             raise InvalidArgument("max_ack_delay must not be negative")
+        if self.max_message_size >= 2**32:
+            raise InvalidArgument("max_message_size must fit the 32-bit length field")
         if self.max_ack_ranges > 255:
             raise InvalidArgument("max_ack_ranges must fit the 8-bit range count")
 

@@ -8,7 +8,7 @@ message that was admitted can always complete.
 
 from __future__ import annotations
 
-from rpc.wire import FLAG_COMPRESSED
+from rpc.wire import FLAG_COMPRESSED, MIN_FRAGMENT_SIZE
 
 
 class OutgoingMessage:
@@ -141,6 +141,10 @@ class Reassembler:
             if not self._room_for(message_id):
                 return REFUSED
             return self._complete(message_id, bytes(fragment))
+        if len(fragment) < MIN_FRAGMENT_SIZE and offset + len(fragment) < total:
+            # Only a message's last fragment may be short: this bounds the bookkeeping held per
+            # reserved byte (a flood of 1-byte fragments cannot exhaust memory).
+            return MALFORMED
         partial = self.partials.pop(message_id, None)
         if partial is None:
             partial = self._admit(message_id, total, compressed, now)
@@ -151,6 +155,9 @@ class Reassembler:
             return MALFORMED
         if offset in partial.fragments:
             return DUPLICATE
+        if isinstance(fragment, memoryview) and 2 * len(fragment) < fragment_source_size(fragment):
+            # Keeping a view would keep the whole datagram alive for a small piece of it.
+            fragment = bytes(fragment)
         partial.fragments[offset] = fragment
         partial.received += len(fragment)
         partial.last_time = now
@@ -223,3 +230,9 @@ class Reassembler:
         for mid in list(self.partials):
             self._discard(mid)
         self.completed.clear()
+
+
+def fragment_source_size(view: memoryview) -> int:
+    """Size of the whole buffer a fragment view points into."""
+    source = view.obj
+    return len(source) if isinstance(source, bytes | bytearray) else view.nbytes

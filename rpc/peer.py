@@ -417,7 +417,11 @@ class Peer:
         ack = b""
         if acks.ack_owed:
             ranges = acks.ranges
-            if kind != _PURE_ACK:
+            if not self.validated:
+                # One range (50 bytes) stays within 3x the smallest datagram that elicits it
+                # (33 bytes); 32 ranges (298 bytes) would let spoofed PINGs amplify ninefold.
+                ranges = ranges[:1]
+            elif kind != _PURE_ACK:
                 ranges = ranges[:PIGGYBACK_ACK_RANGES]
             delay_us = int((now - acks.largest_time) * 1_000_000)
             ack = encode_ack(ranges, max(delay_us, 0))

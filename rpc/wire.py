@@ -43,6 +43,8 @@ CRC_SIZE = 4
 _CRC = struct.Struct("<I")
 
 HEADER_SIZE = HEADER.size
+#: Every fragment but the last of its message carries at least this many bytes.
+MIN_FRAGMENT_SIZE = 256
 MIN_DATAGRAM = HEADER_SIZE + CRC_SIZE
 _U32_MAX = 0xFFFFFFFF
 
