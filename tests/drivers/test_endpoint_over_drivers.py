@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 
 import pytest
 import trio
 import trio.testing
 
 from rpc._blocking import BlockingDriver, bind_udp_socket
+from rpc._io import Address
 from rpc._trio import DatagramSocket, TrioDriver, open_udp_socket
+from rpc.chaos_proxy import ChaosProxy
 from rpc.endpoint import Endpoint
 from rpc.events import MessageAcked, MessageReceived, TransportEvent
 from rpc.testing import LinkFaults, SimNetwork
@@ -48,7 +51,10 @@ class Collector:
 
 
 async def echo_many(
-    client_sock: DatagramSocket, server_sock: DatagramSocket, payloads: list[bytes]
+    client_sock: DatagramSocket,
+    server_sock: DatagramSocket,
+    payloads: list[bytes],
+    via: Callable[[], Address] | None = None,
 ) -> tuple[Collector, Echo, list[int]]:
     """Send ``payloads`` one window at a time through an echo server; wait for every reply."""
     echo, collector = Echo(), Collector()
@@ -66,7 +72,7 @@ async def echo_many(
             await nursery.start(client.run)
             for start in range(0, len(payloads), 20):
                 for payload in payloads[start : start + 20]:
-                    ids.append(client.send_message(server.address, payload))
+                    ids.append(client.send_message(via() if via else server.address, payload))
                 while len(collector.replies) < min(start + 20, len(payloads)):
                     await collector.changed.wait()
             while len(collector.acked) < len(ids):
@@ -138,3 +144,20 @@ def test_blocking_drivers_over_real_udp() -> None:
         server.close()
     assert received == payloads
     assert replies == payloads
+
+
+@pytest.mark.realnet
+async def test_trio_driver_through_the_chaos_proxy() -> None:
+    faults = LinkFaults(loss=0.1, duplicate=0.05, corrupt=0.05)
+    payloads = [random.Random(i).randbytes(100 + 50 * i) for i in range(100)]
+    client_sock, server_sock = await open_udp_socket(), await open_udp_socket()
+    async with ChaosProxy(server_sock.getsockname(), faults, faults, seed=2) as proxy:
+        collector, echo, _ = await echo_many(
+            client_sock, server_sock, payloads, via=lambda: proxy.address
+        )
+        stats = proxy.statistics()
+    assert sorted(echo.received) == sorted(payloads)
+    assert sorted(collector.replies) == sorted(payloads)
+    for direction in (stats.to_server, stats.to_client):
+        assert direction.dropped_loss > 0
+        assert direction.corrupted > 0
