@@ -45,6 +45,19 @@ def port_argument(description: str, default_port: int) -> argparse.ArgumentParse
     return parser
 
 
+def client_arguments(description: str, default_port: int) -> argparse.ArgumentParser:
+    """:func:`port_argument` plus ``--timeout``, each call's deadline in seconds."""
+    parser = port_argument(description, default_port)
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per call")
+    return parser
+
+
+def report_failure(exc: rpc.RpcError) -> int:
+    """Print what a failed call means (did it run?) to stderr; returns exit status 1."""
+    print(f"error: {type(exc).__name__}: {exc} (call {exc.outcome.value})", file=sys.stderr)
+    return 1
+
+
 async def serve(
     name: str,
     handlers: Sequence[rpc.Handler],

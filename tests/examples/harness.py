@@ -1,0 +1,75 @@
+"""Run example programs as subprocesses, each bounded in time, on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Bounds: a hang fails the test instead of stalling the suite (the machine may be loaded).
+STARTUP_TIMEOUT = 30.0
+RUN_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+_LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m module args...`` from the repository root; output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+
+
+def _first_line(proc: subprocess.Popen[str]) -> str:
+    """The server's first line, or "" if it says nothing within STARTUP_TIMEOUT."""
+    assert proc.stdout is not None
+    killer = threading.Timer(STARTUP_TIMEOUT, proc.kill)
+    killer.start()
+    try:
+        return proc.stdout.readline()
+    finally:
+        killer.cancel()
+
+
+@contextlib.contextmanager
+def example_server(module: str) -> Iterator[int]:
+    """Start an example server on a free port; yield the port; stop it with SIGTERM.
+
+    On exit it checks that the server shut down gracefully and wrote nothing to stderr.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = _first_line(proc)
+        found = _LISTENING.search(line)
+        assert found is not None, f"{module} did not announce its port: {line!r}"
+        yield int(found.group(1))
+    finally:
+        proc.terminate()  # SIGTERM: the example servers shut down gracefully
+        out, err = proc.communicate(timeout=STOP_TIMEOUT)
+    assert err == ""
+    assert proc.returncode == 0
+    assert "server stopped" in out
+
+
+def number_after(label: str, text: str) -> int:
+    """The integer that follows ``label`` in ``text`` (the test fails if there is none)."""
+    found = re.search(re.escape(label) + r"\s*(\d+)", text)
+    assert found is not None, f"{label!r} not in output:\n{text}"
+    return int(found.group(1))
