@@ -8,6 +8,7 @@ the sans-I/O endpoint's methods can be driven the same way.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -135,6 +136,21 @@ def bind_udp_socket(
         sock.close()
         raise
     return sock
+
+
+def client_bind_host(server_host: str) -> str:
+    """The local address a client socket binds to reach ``server_host`` (a numeric address).
+
+    A loopback server is reached from loopback, so the client listens on no other interface;
+    otherwise the wildcard of the server's family lets the kernel pick the route.
+    """
+    try:
+        address = ipaddress.ip_address(server_host)
+    except ValueError:
+        return "::" if ":" in server_host else "0.0.0.0"
+    if address.is_loopback:
+        return str(address)
+    return "::" if address.version == 6 else "0.0.0.0"
 
 
 def local_address(sock: socket.socket) -> Address:

@@ -27,7 +27,7 @@ from rpc._calls import (
     deadline_exceeded,
     result_of_reply,
 )
-from rpc._io import DatagramSocket
+from rpc._io import DatagramSocket, client_bind_host
 from rpc._trio import TrioDriver, open_udp_socket
 from rpc.config import TransportConfig
 from rpc.endpoint import Endpoint
@@ -185,7 +185,7 @@ async def connect(
     """
     if socket is None:
         server = await _resolve(host, port)
-        socket = await open_udp_socket("::" if ":" in server[0] else "0.0.0.0", 0)
+        socket = await open_udp_socket(client_bind_host(server[0]), 0)
     else:
         server = (host, port)
     client = Client(Endpoint(config, accept_new_peers=False), socket, server)

@@ -33,6 +33,7 @@ from rpc._calls import (
     deadline_exceeded,
     result_of_reply,
 )
+from rpc._io import client_bind_host
 from rpc.config import TransportConfig
 from rpc.endpoint import Endpoint
 from rpc.errors import CallOutcome, ClientClosed, DeadlineExceeded, RpcError, SendBufferFull
@@ -51,7 +52,7 @@ class SyncClient:
 
     def __init__(self, host: str, port: int, *, config: TransportConfig | None = None) -> None:
         self._server = _resolve(host, port)
-        local = "::" if ":" in self._server[0] else "0.0.0.0"
+        local = client_bind_host(self._server[0])
         try:
             sock = bind_udp_socket((local, 0))
         except OSError as exc:
