@@ -134,6 +134,8 @@ class TrioUdpSocket:
 async def open_udp_socket(host: str = "127.0.0.1", port: int = 0) -> TrioUdpSocket:
     """Bind a UDP socket for trio; ``host`` may be a name (resolved without blocking trio)."""
     infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    # Prefer IPv4 for names such as "localhost": servers here usually listen on 127.0.0.1.
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
     sockaddr = infos[0][4]
     return TrioUdpSocket(bind_udp_socket((str(sockaddr[0]), int(sockaddr[1]))))
 

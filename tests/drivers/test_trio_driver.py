@@ -40,6 +40,7 @@ async def test_messages_and_replies_flow_through_events(
     assert [e.message_id for e in seen_a if e.kind == "acked"] == ids
     assert a.statistics().datagrams_sent == 200 == b.statistics().datagrams_received
     assert b.statistics().datagrams_sent == 200 == a.statistics().datagrams_received
+    assert a.statistics().timer_fires == b.statistics().timer_fires == 0  # no wake-up per datagram
 
 
 async def test_timer_fires_at_its_deadline_and_moves_earlier(
@@ -59,6 +60,33 @@ async def test_timer_fires_at_its_deadline_and_moves_earlier(
     assert endpoint.timer_fires == [1.25, 100.0]
     assert [e.time for e in seen if e.kind == "timer"] == [1.25, 100.0]
     assert driver.statistics().timer_fires == 2
+
+
+async def test_a_timer_moved_later_costs_one_early_wakeup(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(seed=1)
+    endpoint = FakeEndpoint()
+    endpoint.timers.append(5.0)
+    seen: list[FakeEvent] = []
+    driver = TrioDriver(endpoint, net.socket(), seen.append)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        await trio.sleep(1.0)
+        endpoint.timers = [10.0]
+        driver.flush()
+        await trio.sleep(20)
+        await driver.aclose()
+    assert endpoint.timer_fires == [5.0, 10.0]
+    assert [e.time for e in seen if e.kind == "timer"] == [10.0]
+
+
+async def test_open_udp_socket_resolves_names() -> None:
+    sock = await open_udp_socket("localhost", 0)
+    try:
+        assert sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        sock.close()
 
 
 async def test_a_timer_left_in_the_past_does_not_spin(
