@@ -30,7 +30,6 @@ import _common as c
 import trio
 
 import rpc
-from rpc._trio import open_udp_socket
 from rpc.chaos_proxy import ChaosProxy
 from rpc.config import MAX_UDP_PAYLOAD, TransportConfig
 from rpc.testing import LinkFaults
@@ -224,9 +223,7 @@ async def _run_async(
     """The sections, in order, over one async connection."""
     system = "udprpc-async"
     results = []
-    # Our own socket, so that the client binds 127.0.0.1 rather than every interface.
-    sock = await open_udp_socket(c.LOOPBACK, 0)
-    async with rpc.connect(c.LOOPBACK, port, config=LOOPBACK_CONFIG, socket=sock) as conn:
+    async with rpc.connect(c.LOOPBACK, port, config=LOOPBACK_CONFIG) as conn:
         client = stubs.BenchClient(conn)
 
         async def echo(payload: bytes) -> bytes:
