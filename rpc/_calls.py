@@ -247,8 +247,7 @@ class CallTable:
         self._undelivered.clear()  # nothing will be retransmitted any more
         self.fail_all(
             lambda p: PeerUnreachable(
-                "the server stopped answering",
-                outcome=CallOutcome.UNKNOWN if p.delivered else CallOutcome.NOT_DELIVERED,
+                "the server stopped answering", outcome=outcome_once_sent(p)
             )
         )
 
@@ -269,8 +268,7 @@ class CallTable:
         self.closed = True
         self.fail_all(
             lambda p: ClientClosed(
-                "the client was closed during the call",
-                outcome=CallOutcome.UNKNOWN if p.delivered else CallOutcome.NOT_DELIVERED,
+                "the client was closed during the call", outcome=outcome_once_sent(p)
             )
         )
 
@@ -290,20 +288,22 @@ class CallTable:
             wake(pending)
 
 
-def deadline_exceeded(pending: PendingCall, timeout: float | None) -> DeadlineExceeded:
-    """The error for a call whose deadline passed: once sent, its outcome is unknown.
+def outcome_once_sent(pending: PendingCall) -> CallOutcome:
+    """What is known about a call that failed without a reply: once sent, nothing.
 
-    Unacknowledged is not undelivered: the transport keeps retransmitting the CALL after the
-    caller gives up (it cannot take a message back), so it may still arrive and run later
-    (acceptance scenario 9, a blackhole that outlasts the deadline).
+    Unacknowledged is not undelivered: the server may have the CALL while every acknowledgement
+    was lost (a one-way partition does exactly that), and after a deadline the transport even
+    keeps retransmitting it (acceptance scenario 9). Only a call that never reached the
+    transport is certainly not delivered.
     """
-    return DeadlineExceeded(
-        f"no reply within {timeout} s",
-        outcome=(
-            CallOutcome.UNKNOWN if pending.delivered or pending.sent
-            else CallOutcome.NOT_DELIVERED
-        ),
-    )
+    if pending.delivered or pending.sent:
+        return CallOutcome.UNKNOWN
+    return CallOutcome.NOT_DELIVERED
+
+
+def deadline_exceeded(pending: PendingCall, timeout: float | None) -> DeadlineExceeded:
+    """The error for a call whose deadline passed (see :func:`outcome_once_sent`)."""
+    return DeadlineExceeded(f"no reply within {timeout} s", outcome=outcome_once_sent(pending))
 
 
 # -- turning replies into results or errors --------------------------------------------------

@@ -10,8 +10,9 @@ import trio
 import rpc
 from rpc import schema
 from rpc.errors import CallOutcome
+from rpc.testing import LinkFaults, SimNetwork
 from tests.runtime import lab_service
-from tests.runtime.harness import LabImpl, sim_lab
+from tests.runtime.harness import SERVER_ADDR, LabImpl, sim_lab
 from tests.runtime.lab_service import DivideByZero, LabClient, LabV1Client
 
 
@@ -118,15 +119,51 @@ async def test_calls_after_close_raise_client_closed(
     assert info.value.outcome is CallOutcome.NOT_DELIVERED
 
 
-async def test_unreachable_server_gives_peer_unreachable_not_delivered(
+async def test_unreachable_server_gives_peer_unreachable_with_unknown_outcome(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    from rpc.testing import SimNetwork
-
+    # Nothing came back, but the CALL was sent: a server behind a one-way partition would
+    # have run it, so "not delivered" (safe to retry) cannot be promised.
     net = SimNetwork(3)
     async with rpc.connect("10.9.9.9", 9, socket=net.socket()) as client:
         with pytest.raises(rpc.PeerUnreachable) as info:
             await LabClient(client).divide(1, 1)
         stats = client.statistics()
-    assert info.value.outcome is CallOutcome.NOT_DELIVERED
+    assert info.value.outcome is CallOutcome.UNKNOWN
     assert stats.calls_failed == {"PeerUnreachable": 1}
+
+
+async def test_one_way_partition_runs_the_call_and_says_outcome_unknown(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    impl = LabImpl()
+    async with sim_lab(impl) as (net, _, client):
+        lab = LabClient(client)
+        assert await lab.bump("k") == 1
+        net.set_faults(SERVER_ADDR, None, LinkFaults(loss=1.0))  # replies and acks vanish
+        with pytest.raises(rpc.PeerUnreachable) as info:
+            await lab.bump("k")
+        net.set_faults(SERVER_ADDR, None, LinkFaults())
+    assert impl.counters["k"] == 2  # it did run
+    assert info.value.outcome is CallOutcome.UNKNOWN
+    assert not info.value.safe_to_retry
+
+
+async def test_closing_the_client_fails_calls_in_flight_with_unknown_outcome(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    impl = LabImpl()
+    errors: list[rpc.RpcError] = []
+
+    async def sleeper(lab: LabClient) -> None:
+        try:
+            await lab.sleep(100.0)
+        except rpc.ClientClosed as exc:
+            errors.append(exc)
+
+    async with sim_lab(impl) as (_, _, client), trio.open_nursery() as nursery:
+        nursery.start_soon(sleeper, LabClient(client))
+        await impl.sleep_started.wait()
+        client.close()
+    assert len(errors) == 1
+    assert errors[0].outcome is CallOutcome.UNKNOWN
