@@ -35,6 +35,10 @@ from rpc.wire import (
     encode_epoch_notice,
 )
 
+#: Seconds between sweeps for idle peers, so a server's peer table shrinks back after its
+#: clients leave (a peer lives ``peer_idle_eviction`` plus at most this; acceptance scenario 14).
+IDLE_SWEEP_INTERVAL = 1.0
+
 
 class _EndpointCounters:
     """Counters that belong to no peer."""
@@ -93,6 +97,7 @@ class Endpoint:
         self._retired = Counters()  # counters of forgotten peers
         self._unattributed = Counters()  # drops that cannot be charged to a peer
         self._counters = _EndpointCounters()
+        self._next_idle_sweep = 0.0
 
     # -- application API ---------------------------------------------------------------------
 
@@ -182,6 +187,8 @@ class Endpoint:
         if not self._accept_new_peers:
             self._counters.unknown_peer_dropped += 1
             return None
+        if now >= self._next_idle_sweep:
+            self._forget_idle_peers(now)
         if len(self._peers) >= self.config.max_peers and not self._evict_idle_peer(now):
             self._counters.peer_table_full_dropped += 1
             return None
@@ -201,14 +208,20 @@ class Endpoint:
         self._peers[addr] = peer
         return peer
 
+    def _forget_idle_peers(self, now: float) -> None:
+        """Forget every peer idle for ``peer_idle_eviction`` (swept when new peers arrive,
+        at most once per ``IDLE_SWEEP_INTERVAL``, as the reply cache sweeps its sessions)."""
+        self._next_idle_sweep = now + IDLE_SWEEP_INTERVAL
+        horizon = now - self.config.peer_idle_eviction
+        idle = [p.addr for p in self._peers.values() if _idle_since(p, horizon)]
+        for addr in idle:
+            self.forget_peer(addr)
+        self._counters.peers_evicted += len(idle)
+
     def _evict_idle_peer(self, now: float) -> bool:
         """Forget the least recently active idle peer, if one has been idle long enough."""
         horizon = now - self.config.peer_idle_eviction
-        idle = [
-            p
-            for p in self._peers.values()
-            if p.last_activity <= horizon and not p.outstanding and not p.reassembler.partials
-        ]
+        idle = [p for p in self._peers.values() if _idle_since(p, horizon)]
         if not idle:
             return False
         self.forget_peer(min(idle, key=_last_activity).addr)
@@ -370,6 +383,11 @@ class Endpoint:
             send_buffer_bytes=peer.buffered,
             reassembly_bytes=peer.reassembler.reserved,
         )
+
+
+def _idle_since(peer: Peer, horizon: float) -> bool:
+    """True if ``peer`` has nothing in flight or half-received and was last heard before."""
+    return peer.last_activity <= horizon and not peer.outstanding and not peer.reassembler.partials
 
 
 def _last_activity(peer: Peer) -> float:
