@@ -41,14 +41,7 @@ class _Emitter:
         return [d for d in self.defs if isinstance(d, kind)]
 
     def run(self) -> str:
-        filename = os.path.basename(self.module.path)
-        self.out.line(HEADER.format(name=filename))
-        if self.module.includes:
-            # Whether an included module sorts as first- or third-party depends on where the
-            # output goes, so import sorting is not checked in modules that include others.
-            self.out.line("# ruff: noqa: I001")
-        self.out.docstring(f"Types and service stubs generated from {filename}.")
-        self._imports()
+        # The body first: the imports depend on what it turned out to use.
         sections = (
             (m.Enum, self._enum), (m.Record, self._record), (m.Const, self._const),
         )  # fmt: skip
@@ -60,38 +53,46 @@ class _Emitter:
         for service in self._of(m.Service):
             assert isinstance(service, m.Service)
             self._service(service)
-        return self.out.text()
+        body = self.out.text().strip("\n")
+        head = self._head()
+        if not body:
+            return f"{head}\n"
+        # isort's rule: two blank lines after the imports before a class, one otherwise.
+        gap = "\n\n\n" if body.startswith(("class ", "@")) else "\n\n"
+        return f"{head}{gap}{body}\n"
 
-    # -- imports -------------------------------------------------------------------------
+    # -- header and imports --------------------------------------------------------------
 
-    def _imports(self) -> None:
-        services = self._of(m.Service)
-        wanted = {
-            "abc": bool(services),
-            "collections.abc": self._needs_collections(),
-            "dataclasses": bool(self._of(m.Record)),
-            "enum": bool(self._of(m.Enum)),
+    def _head(self) -> str:
+        filename = os.path.basename(self.module.path)
+        included = sorted(self.spell.used_modules)
+        out = CodeWriter()
+        out.line(HEADER.format(name=filename))
+        if included:
+            # Whether an included module sorts as first- or third-party depends on where the
+            # output goes, so import sorting is not checked in modules that include others.
+            out.line("# ruff: noqa: I001")
+        out.docstring(f"Types and service stubs generated from {filename}.")
+        out.line()
+        out.line("from __future__ import annotations")
+        services = [d for d in self._of(m.Service) if isinstance(d, m.Service)]
+        records, enums = self._of(m.Record), self._of(m.Enum)
+        standard = {
+            "abc": any(service.methods for service in services),
+            "collections.abc": self.spell.used_collections,
+            "dataclasses": bool(records),
+            "enum": bool(enums),
             "typing": bool(self._of(m.Const) or self._of(m.Typedef)),
         }
-        self.out.line()
-        self.out.line("from __future__ import annotations")
-        self.out.line()
-        for name, needed in wanted.items():
-            if needed:
-                self.out.line(f"import {name}")
-        self.out.line()
-        for name in sorted([*self.module.includes, "rpc"]):
-            self.out.line(f"import {name}")
-
-    def _needs_collections(self) -> bool:
-        for service in self._of(m.Service):
-            assert isinstance(service, m.Service)
-            for method in service.methods:
-                types = [p.type for p in method.params]
-                types += [method.result] if method.result is not None else []
-                if any(self.spell.uses_collections(t) for t in types):
-                    return True
-        return False
+        groups = [
+            [name for name, needed in standard.items() if needed],
+            sorted([*included, *(["rpc"] if records or enums or services else [])]),
+        ]
+        for group in groups:
+            if group:
+                out.line()
+                out.lines([f"import {name}" for name in group])
+        return out.text().rstrip("\n")
 
     # -- type definitions ----------------------------------------------------------------
 

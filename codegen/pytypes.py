@@ -23,6 +23,12 @@ _DESCRIPTOR_BASE = {
     "u16": "U16", "u32": "U32", "u64": "U64", "f32": "F32", "f64": "F64", "string": "STRING",
     "bytes": "BYTES",
 }  # fmt: skip
+#: Container annotations by (type, parameter flavour).
+_CONTAINERS: dict[tuple[type, bool], str] = {
+    (m.ListType, False): "list", (m.ListType, True): "collections.abc.Sequence",
+    (m.SetType, False): "frozenset", (m.SetType, True): "collections.abc.Set",
+    (m.MapType, False): "dict", (m.MapType, True): "collections.abc.Mapping",
+}  # fmt: skip
 _RECORD_DESCRIPTORS = {"struct": "StructOf", "union": "UnionOf", "exception": "ExceptionOf"}
 SCHEMA = "rpc.schema"
 
@@ -33,16 +39,24 @@ class Spelling:
     def __init__(self, module: str, names: Mapping[str, PyNames]) -> None:
         self.module = module
         self.names = names
+        #: Included modules and ``collections.abc`` as referenced so far (for the imports).
+        self.used_modules: set[str] = set()
+        self.used_collections = False
+
+    def _qualified(self, module: str, python: str) -> str:
+        if module == self.module:
+            return python
+        self.used_modules.add(module)
+        return f"{module}.{python}"
 
     def ref(self, definition: m.Enum | m.Record | m.Typedef | m.Const) -> str:
         """The name of a definition, qualified by its module when it is included."""
-        python = self.names[definition.module].of[definition]
-        return python if definition.module == self.module else f"{definition.module}.{python}"
+        return self._qualified(definition.module, self.names[definition.module].of[definition])
 
     def private_ref(self, definition: m.Enum | m.Record) -> str:
         """The descriptor variable of a record or enum, qualified when included."""
-        python = self.names[definition.module].private[definition]
-        return python if definition.module == self.module else f"{definition.module}.{python}"
+        return self._qualified(definition.module,
+                               self.names[definition.module].private[definition])
 
     # -- annotations ---------------------------------------------------------------------
 
@@ -50,21 +64,14 @@ class Spelling:
         """The Python type of ``t``; ``param`` selects the abstract types callers may pass."""
         if isinstance(t, m.BaseType):
             return _PYTHON_BASE[t.name]
-        if isinstance(t, m.ListType):
-            outer = "collections.abc.Sequence" if param else "list"
+        if isinstance(t, (m.ListType, m.SetType, m.MapType)):
+            self.used_collections |= param
+            outer = _CONTAINERS[type(t), param]
+            if isinstance(t, m.MapType):
+                key = self.annotation(t.key, param=param)
+                return f"{outer}[{key}, {self.annotation(t.value, param=param)}]"
             return f"{outer}[{self.annotation(t.elem, param=param)}]"
-        if isinstance(t, m.SetType):
-            outer = "collections.abc.Set" if param else "frozenset"
-            return f"{outer}[{self.annotation(t.elem, param=param)}]"
-        if isinstance(t, m.MapType):
-            outer = "collections.abc.Mapping" if param else "dict"
-            key = self.annotation(t.key, param=param)
-            return f"{outer}[{key}, {self.annotation(t.value, param=param)}]"
         return self.ref(t)
-
-    def uses_collections(self, t: m.Type) -> bool:
-        """Whether the parameter annotation of ``t`` needs ``collections.abc``."""
-        return isinstance(t, (m.ListType, m.SetType, m.MapType))
 
     # -- descriptors ---------------------------------------------------------------------
 
