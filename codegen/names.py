@@ -20,7 +20,7 @@ from idl.syntax import Pos
 KEYWORDS = frozenset(keyword.kwlist)
 #: Names generated modules use at module level: their imports and the builtins they refer to.
 MODULE_NAMES = frozenset({
-    "abc", "collections", "dataclasses", "enum", "typing", "rpc",
+    "abc", "annotations", "collections", "dataclasses", "enum", "typing", "rpc",
     "bool", "bytes", "dict", "float", "frozenset", "int", "list", "str", "super", "repr",
 })  # fmt: skip
 #: Attributes that generated exceptions inherit from ``rpc.ApplicationError``.
