@@ -48,6 +48,8 @@ from rpc.wire import (
 AMPLIFICATION_FACTOR = 3
 #: RFC 9002 §6.2.4: a probe timeout sends up to two ack-eliciting datagrams.
 PTO_PROBES = 2
+#: Packets in flight examined to find PTO_PROBES distinct fragments to resend.
+PROBE_SCAN = 16
 #: ACK ranges that ride along with data: the fragment size reserves room for this many.
 PIGGYBACK_ACK_RANGES = 4
 
@@ -320,10 +322,18 @@ class Peer:
         """RFC 9002 §6.2.4: back off, and resend the oldest data in flight as probes."""
         self.recovery.pto_count += 1
         self.probes.clear()
-        for packet in self.recovery.oldest_in_flight(PTO_PROBES):
+        chosen: set[tuple[int, int]] = set()
+        # Several packets in flight may carry the same fragment (earlier probes): pick distinct.
+        for packet in self.recovery.oldest_in_flight(PROBE_SCAN):
             msg = packet.message
-            if msg is not None and packet.offset in msg.unacked:
+            if msg is None or packet.offset not in msg.unacked:
+                continue
+            key = (msg.message_id, packet.offset)
+            if key not in chosen:
+                chosen.add(key)
                 self.probes.append((msg, packet.offset))
+                if len(self.probes) == PTO_PROBES:
+                    break
         if not self.probes:
             self.probes.append((None, 0))  # nothing left to resend: a PING still elicits an ACK
 
@@ -423,7 +433,7 @@ class Peer:
                 ranges = ranges[:1]
             elif kind != _PURE_ACK:
                 ranges = ranges[:PIGGYBACK_ACK_RANGES]
-            delay_us = int((now - acks.largest_time) * 1_000_000)
+            delay_us = round((now - acks.largest_time) * 1_000_000)
             ack = encode_ack(ranges, max(delay_us, 0))
             flags = FLAG_ACK
         data_head = b""

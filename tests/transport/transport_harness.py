@@ -160,3 +160,28 @@ class Net:
 
     def on_wire(self) -> int:
         return len(self._queue)
+
+
+def transfer(
+    src: Endpoint,
+    src_addr: Address,
+    dst: Endpoint,
+    *,
+    now: float,
+    drop: frozenset[int] = frozenset(),
+) -> list[bytes]:
+    """Hand ``src``'s pending datagrams to ``dst`` at ``now``, except those whose index is in
+    ``drop``; return every datagram ``src`` produced (dropped ones included)."""
+    out = [data for data, _ in src.datagrams_to_send(now=now)]
+    for index, data in enumerate(out):
+        if index not in drop:
+            dst.receive_datagram(data, src_addr, now=now)
+    return out
+
+
+def drain(endpoint: Endpoint) -> list[TransportEvent]:
+    """Every pending event of ``endpoint``."""
+    events = []
+    while (event := endpoint.next_event()) is not None:
+        events.append(event)
+    return events
