@@ -181,24 +181,24 @@ class String(TypeDesc):
         self.name = "string" if max_len is None else f"string<{max_len}>"
 
     def _enc(self, value: Any, depth: int) -> object:
+        text = self._check(value)
+        if not text.isascii():
+            # Lone surrogates cannot be sent as UTF-8: catch them here, not in the packer.
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValidationError("", "string is not valid Unicode (lone surrogate)") from None
+        return text
+
+    def _dec(self, wire: Any, depth: int) -> object:
+        return self._check(wire)
+
+    def _check(self, value: Any) -> str:
         if type(value) is not str:
             raise _wrong_type("str", value)
         if self.max_len is not None and len(value) > self.max_len:
             raise ValidationError("", f"string of {len(value)} characters exceeds {self.name}")
-        if not value.isascii():
-            # Lone surrogates cannot be sent as UTF-8: catch them here, not in the packer.
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValidationError("", "string is not valid Unicode (lone surrogate)") from None
         return value
-
-    def _dec(self, wire: Any, depth: int) -> object:
-        if type(wire) is not str:
-            raise _wrong_type("str", wire)
-        if self.max_len is not None and len(wire) > self.max_len:
-            raise ValidationError("", f"string of {len(wire)} characters exceeds {self.name}")
-        return wire
 
 
 class Bytes(TypeDesc):
