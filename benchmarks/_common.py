@@ -104,6 +104,10 @@ class Recorder:
         self._budget = budget
         self.latencies: list[float] = []
         self.errors = 0
+        # The server measured is the innermost one started by server_process (see there).
+        self._server = _measured_servers[-1] if _measured_servers else None
+        self._server_cpu_started = self._server.cpu_seconds() if self._server else None
+        self.server_cpu_seconds: float | None = None
         self.started = time.perf_counter()
         self._cpu_started = time.process_time()
         self.cpu_seconds: float | None = None
@@ -130,12 +134,20 @@ class Recorder:
         """Mark the end of the measurement (call once all workers are done)."""
         self.finished = time.perf_counter()
         self.cpu_seconds = time.process_time() - self._cpu_started
+        if self._server is not None and self._server_cpu_started is not None:
+            now = self._server.cpu_seconds()
+            if now is not None:
+                self.server_cpu_seconds = now - self._server_cpu_started
 
     @property
     def elapsed(self) -> float:
         """Seconds from creation to :meth:`finish` (or to now)."""
         end = self.finished if self.finished is not None else time.perf_counter()
         return end - self.started
+
+
+def _per_call_us(seconds: float | None, calls: int) -> float:
+    return seconds / calls * 1e6 if seconds is not None and calls else math.nan
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -163,6 +175,18 @@ class Result:
     #: CPU time of the whole client process per completed call (all its threads), in µs.
     #: Less sensitive to a busy machine than wall-clock rates; the server's CPU is not included.
     client_cpu_us: float = math.nan
+    #: CPU time of the server process per completed call, in µs (NaN when not measured).
+    server_cpu_us: float = math.nan
+
+    @property
+    def cpu_bound_rate(self) -> float:
+        """Calls/s if client and server CPU were the only cost and never overlapped.
+
+        For one call at a time this is what an otherwise idle machine would approach; it is
+        the figure to compare across systems when the machine is busy.
+        """
+        total = self.client_cpu_us + self.server_cpu_us
+        return 1e6 / total if total > 0 else math.nan
 
     @property
     def calls_per_s(self) -> float:
@@ -184,7 +208,7 @@ class Result:
     ) -> Result:
         """Summarise a finished recorder."""
         ordered = sorted(recorder.latencies)
-        cpu = recorder.cpu_seconds
+        cpu, server_cpu = recorder.cpu_seconds, recorder.server_cpu_seconds
         return cls(
             system=system,
             workload=workload,
@@ -196,7 +220,8 @@ class Result:
             payload=payload,
             errors=recorder.errors,
             note=note,
-            client_cpu_us=(cpu / len(ordered) * 1e6) if cpu is not None and ordered else math.nan,
+            client_cpu_us=_per_call_us(cpu, len(ordered)),
+            server_cpu_us=_per_call_us(server_cpu, len(ordered)),
         )
 
     @classmethod
@@ -267,14 +292,15 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: Any 
 
 
 RESULT_HEADERS = (
-    "system", "workload", "calls", "calls/s", "p50 ms", "p99 ms", "max ms", "MB/s", "cli CPU µs",
+    "system", "workload", "calls", "calls/s", "p50 ms", "p99 ms", "max ms", "MB/s",
+    "cli CPU µs", "srv CPU µs",
 )
 
 
 def result_row(r: Result) -> list[str]:
     """The standard columns of one result."""
     if r.calls == 0:
-        return [r.system, r.workload, "-", "-", "-", "-", "-", "-", "-"]
+        return [r.system, r.workload, *(["-"] * (len(RESULT_HEADERS) - 2))]
     mbps = fmt(r.mb_per_s) if r.payload > len(SMALL_PAYLOAD) else "-"
     return [
         r.system,
@@ -286,6 +312,7 @@ def result_row(r: Result) -> list[str]:
         fmt(r.max_ms, 3),
         mbps,
         fmt(r.client_cpu_us, 0),
+        fmt(r.server_cpu_us, 0),
     ]
 
 
@@ -337,14 +364,48 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     return proc.stdout.readline()
 
 
+#: How long a server gets to answer a CPU-time query (seconds).
+CPU_QUERY_TIMEOUT = 5.0
+#: The query line a server's stdin watcher answers with ``CPU <seconds>``.
+CPU_QUERY = "cpu"
+
+
+class ServerHandle:
+    """A running server subprocess: its port, and a way to ask for its CPU time."""
+
+    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
+        self._proc = proc
+        self.port = port
+        self._broken = False
+
+    def cpu_seconds(self) -> float | None:
+        """The server process's CPU time so far (all threads), or None if it cannot say."""
+        if self._broken or self._proc.stdin is None:
+            return None
+        try:
+            self._proc.stdin.write(CPU_QUERY + "\n")
+            self._proc.stdin.flush()
+            words = _read_line(self._proc, CPU_QUERY_TIMEOUT).split()
+            return float(words[1]) if len(words) == 2 and words[0] == "CPU" else None
+        except (OSError, TimeoutError, ValueError):
+            self._broken = True  # stop asking; the figures will say "-"
+            return None
+
+
+#: Servers whose CPU the next Recorder measures, innermost last (see server_process).
+_measured_servers: list[ServerHandle] = []
+
+
 @contextlib.contextmanager
 def server_process(
-    argv: Sequence[str], *, ready_timeout: float = SERVER_READY_TIMEOUT
+    argv: Sequence[str], *, ready_timeout: float = SERVER_READY_TIMEOUT, measured: bool = True
 ) -> Iterator[int]:
     """Start a server subprocess, wait for ``READY <port>``, yield the port, always tear down.
 
     The child is told to leave by closing its stdin (see :func:`serve_forever_guard`); if it is
-    still there after a grace period it is terminated, then killed.
+    still there after a grace period it is terminated, then killed. While the block runs, every
+    :class:`Recorder` also measures this server's CPU time, unless ``measured`` is false (for
+    helpers such as the chaos proxy) or a server started inside the block is measured instead.
     """
     proc = subprocess.Popen(
         list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=subprocess_env()
@@ -353,7 +414,14 @@ def server_process(
         line = _read_line(proc, ready_timeout).split()
         if len(line) != 2 or line[0] != READY_PREFIX:
             raise RuntimeError(f"server {argv[1:]} did not start (said {' '.join(line)!r})")
-        yield int(line[1])
+        handle = ServerHandle(proc, int(line[1]))
+        if measured:
+            _measured_servers.append(handle)
+        try:
+            yield handle.port
+        finally:
+            if measured:
+                _measured_servers.remove(handle)
     finally:
         _stop(proc)
 
@@ -384,13 +452,19 @@ def announce_ready(port: int) -> None:
 def serve_forever_guard(max_lifetime: float = SERVER_MAX_LIFETIME) -> None:
     """Make this server process exit when its parent closes our stdin, or after a lifetime.
 
+    Until then it answers each ``cpu`` line on stdin with ``CPU <seconds>`` on stdout: the
+    process's CPU time so far. The parent asks only after it has read the ready line.
+
     Runs in daemon threads so it works the same under trio, asyncio and thread pools;
     ``os._exit`` because a benchmark server has nothing to flush.
     """
 
     def wait_for_eof() -> None:
+        # Answer CPU-time queries (see ServerHandle) until the parent closes our stdin.
         with contextlib.suppress(OSError, ValueError):
-            sys.stdin.read()
+            for line in sys.stdin:
+                if line.strip() == CPU_QUERY:
+                    print(f"CPU {time.process_time():.6f}", flush=True)
         os._exit(0)
 
     def lifetime() -> None:

@@ -298,7 +298,7 @@ def run_client(kind: str, stubs_path: Path, profile: c.Profile, loss: bool) -> l
             proxy_cmd = c.python_command(
                 "bench_udprpc.py", "proxy", "--target", str(port), "--loss", str(rate)
             )
-            with c.server_process(proxy_cmd) as proxy_port:
+            with c.server_process(proxy_cmd, measured=False) as proxy_port:
                 results += RUNNERS[kind](proxy_port, stubs, [section], profile)
     return results
 
