@@ -9,7 +9,7 @@ from tests.acceptance.helpers import Ledger, apply_checked, run_concurrently
 from tests.acceptance.service import Chaos
 
 SHUFFLING = LinkFaults(reorder=0.4, reorder_delay=0.03, delay=0.005, jitter=0.02)
-CALLS = 1_000
+CALLS = 500
 BOUND = 600.0  # virtual seconds
 
 
