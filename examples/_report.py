@@ -84,8 +84,9 @@ def _lines(report: PhaseReport) -> list[tuple[str, str]]:
         rows.append(("proxy did", f"lost {up.dropped_loss + down.dropped_loss}, duplicated "
                      f"{up.duplicated + down.duplicated}, corrupted {up.corrupted + down.corrupted}"
                      f" of {up.sent + down.sent} datagrams"))
+
     def both(name: str) -> int:
-        return client[name] + server[name]
+        return int(client[name]) + server[name]
 
     rows += [
         ("retransmissions", f"client {client['retransmissions']}, "

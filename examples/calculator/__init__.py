@@ -1,1 +1,1 @@
-"""The calculator example (see examples/README.md)."""
+"""The calculator example: the hello world of udprpc (see examples/README.md)."""
