@@ -7,7 +7,7 @@
         print("listening on", server.address)
         await trio.sleep_forever()
 
-Each admitted call runs in a worker task of the server's nursery (``rpc._workers``), inside a
+Each admitted call runs (``rpc._execution``) in a worker task of the server's nursery, inside a
 cancel scope whose deadline is the caller's remaining budget. At most ``max_concurrent``
 handlers run at once; up to ``max_queued`` more calls wait in a FIFO; beyond that calls are
 refused with ``ServerBusy``. Non-idempotent calls pass the at-most-once
@@ -19,19 +19,17 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import trio
 
 from rpc import callproto, events
-from rpc._dispatch import CallPlan, ServiceTable
+from rpc._dispatch import ServiceTable
+from rpc._execution import AdmittedCall, Executor
 from rpc._trio import TrioDriver, open_udp_socket
-from rpc._workers import WorkerPool
 from rpc.callproto import CallMessage, Status
 from rpc.config import TransportConfig
-from rpc.context import CallContext, _set_current
 from rpc.endpoint import Endpoint
 from rpc.errors import InvalidArgument, ProtocolError, RpcError, SendBufferFull
 from rpc.reply_cache import Admission, ReplyCache, ReplyCacheStatistics, SessionKey
@@ -65,37 +63,6 @@ class ServerStatistics:
     transport: EndpointStatistics
 
 
-class _Call:
-    """One admitted call on its way through the queue and a worker."""
-
-    __slots__ = ("addr", "args", "cancelled", "deadline", "key", "message", "plan", "scope")
-
-    def __init__(
-        self,
-        addr: Address,
-        key: SessionKey,
-        message: CallMessage,
-        plan: CallPlan,
-        args: tuple[object, ...],
-        deadline: float | None,
-    ) -> None:
-        self.addr = addr
-        self.key = key
-        self.message = message
-        self.plan = plan
-        self.args = args
-        self.deadline = deadline
-        self.cancelled = False
-        #: The worker's cancel scope while the handler runs, else None.
-        self.scope: trio.CancelScope | None = None
-
-    def cancel(self) -> None:
-        """Cancel the call: a queued call will not start, a running handler is cancelled."""
-        self.cancelled = True
-        if self.scope is not None:
-            self.scope.cancel()
-
-
 class Server:
     """Serve ``handlers`` over UDP; see the module docstring.
 
@@ -120,26 +87,23 @@ class Server:
             raise InvalidArgument("max_concurrent must be >= 1 and max_queued >= 0")
         self._services = ServiceTable(handlers)
         self._host, self._port = host, port
-        self._max_concurrent = max_concurrent
-        self._max_queued = max_queued
         self._endpoint = Endpoint(config, accept_new_peers=True)
         self._socket = socket
         self._driver: TrioDriver[events.TransportEvent] | None = None
         self._cache = reply_cache if reply_cache is not None else ReplyCache()
-        self._pool: WorkerPool[_Call] | None = None
-        self._running: dict[tuple[SessionKey, int], _Call] = {}
-        self._queue: collections.deque[_Call] = collections.deque()
-        self._queued_by_id: dict[tuple[SessionKey, int], _Call] = {}
+        self._failed: collections.Counter[str] = collections.Counter()
+        self._calls = Executor(
+            self._cache, self._send, self._failed,
+            max_concurrent=max_concurrent, max_queued=max_queued,
+            on_reply=self._on_reply_sent, on_done=self._check_drained,
+        )
         self._unacked_replies: set[tuple[Address, int]] = set()
         self._shutting_down = False
         self._drained = trio.Event()
         self._stopped = trio.Event()
         self._received = 0
-        self._completed = 0
-        self._failed: collections.Counter[str] = collections.Counter()
         self._pings = 0
         self._malformed = 0
-        self._handler_seconds = 0.0
         self._on_event: dict[type, Callable[[Any], None]] = {
             events.MessageReceived: self._on_message,
             events.MessageAcked: self._on_acked,
@@ -175,9 +139,7 @@ class Server:
         socket = self._socket
         try:
             async with trio.open_nursery() as nursery:
-                self._pool = WorkerPool(
-                    nursery, self._run, self._next_queued, self._max_concurrent
-                )
+                self._calls.start(nursery)
                 self._driver = TrioDriver(self._endpoint, socket, self._handle_event)
                 await nursery.start(self._driver.run)
                 task_status.started(self.address)
@@ -215,15 +177,14 @@ class Server:
         self._check_drained()
         with trio.move_on_after(grace):
             await self._drained.wait()
-        for call in list(self._running.values()):
+        for call in self._calls.calls():
             call.cancel()
         self._stopped.set()
 
     def _check_drained(self) -> None:
         if (
             self._shutting_down
-            and not self._running
-            and not self._queue
+            and self._calls.idle()
             and not self._unacked_replies
         ):
             self._drained.set()
@@ -259,7 +220,7 @@ class Server:
         """The client restarted: its old session can never retransmit; drop it, cancel its calls."""
         old = (event.addr, event.old_epoch)
         self._cache.drop_session(old)
-        for call in [*self._running.values(), *self._queue]:
+        for call in self._calls.calls():
             if call.key == old:
                 call.cancel()
         self._unacked_replies = {r for r in self._unacked_replies if r[0] != event.addr}
@@ -274,7 +235,7 @@ class Server:
 
     def _on_cancel(self, addr: Address, epoch: int, message: list[object]) -> None:
         ident = ((addr, epoch), callproto.decode_call_number_untrusted(message))
-        call = self._running.get(ident) or self._queued_by_id.get(ident)
+        call = self._calls.find(ident)
         if call is not None:
             call.cancel()
 
@@ -305,13 +266,7 @@ class Server:
             return
         budget = call.budget_ms
         deadline = None if budget is None else trio.current_time() + budget / 1000.0
-        admitted = _Call(addr, key, call, plan, args, deadline)
-        assert self._pool is not None
-        self._register(admitted)
-        if not self._pool.submit(admitted):
-            del self._running[key, call.call_no]
-            self._queue.append(admitted)
-            self._queued_by_id[key, call.call_no] = admitted
+        self._calls.submit(AdmittedCall(addr, key, call, plan, args, deadline))
 
     def _admit(self, addr: Address, key: SessionKey, call: CallMessage) -> bool:
         """Pass the call through the reply cache; False when it must not run now."""
@@ -329,7 +284,7 @@ class Server:
     def _refusal(self) -> tuple[Status, str] | None:
         if self._shutting_down:
             return Status.SHUTTING_DOWN, "the server is shutting down"
-        if len(self._running) >= self._max_concurrent and len(self._queue) >= self._max_queued:
+        if self._calls.full():
             return Status.SERVER_BUSY, "all handler slots and the wait queue are full"
         return None
 
@@ -338,81 +293,6 @@ class Server:
         reply = callproto.encode_reply(call_no, status, text)
         self._send(addr, reply)
         return reply
-
-    # -- running handlers -------------------------------------------------------------------
-
-    def _register(self, call: _Call) -> None:
-        """Count the call as running (it has a worker, or is about to)."""
-        self._running[call.key, call.message.call_no] = call
-
-    async def _run(self, call: _Call, scope: trio.CancelScope) -> None:
-        """Run one call's handler in a worker, under the worker's ``scope``; send its reply."""
-        message, plan = call.message, call.plan
-        started = trio.current_time()
-        if call.cancelled or (call.deadline is not None and call.deadline <= started):
-            self._end_unrun(call)
-            return
-        call.scope = scope
-        if call.deadline is not None:
-            scope.deadline = call.deadline
-        _set_current(
-            CallContext(
-                call.addr, call.key[1], message.call_no, plan.service.name,
-                plan.service.version, plan.method.name, call.deadline, call,
-            )
-        )
-        status, reply, returned = Status.OK, None, False
-        try:
-            status, reply = await plan.invoke(message.call_no, call.args)
-            returned = True
-        finally:
-            # Also runs while trio.Cancelled propagates (the worker's scope absorbs ours).
-            call.scope = None
-            now = trio.current_time()
-            self._handler_seconds += now - started
-            if scope.cancel_called:  # deadline, CANCEL or restart: nobody wants a reply
-                self._failed["DEADLINE" if scope.deadline <= now else "CANCELLED"] += 1
-                self._finish(call, None)
-            elif returned:
-                scope.deadline = math.inf
-                self._count(status)
-                # A oneway call is executed at most once, and nobody waits for a result.
-                self._finish(call, None if message.flags & callproto.FLAG_ONEWAY else reply)
-            else:  # the whole server is being torn down
-                del self._running[call.key, message.call_no]
-
-    def _count(self, status: Status) -> None:
-        if status is Status.OK:
-            self._completed += 1
-        else:
-            self._failed[status.name] += 1
-
-    def _end_unrun(self, call: _Call) -> None:
-        """A call that was cancelled or expired before its handler started."""
-        self._failed["CANCELLED" if call.cancelled else "DEADLINE"] += 1
-        self._finish(call, None)
-
-    def _finish(self, call: _Call, reply: bytes | None) -> None:
-        call_no = call.message.call_no
-        del self._running[call.key, call_no]
-        if not call.message.flags & callproto.FLAG_IDEMPOTENT:
-            self._cache.complete(call.key, call_no, reply)
-        if reply is not None:
-            message_id = self._send(call.addr, reply)
-            if message_id is not None:
-                self._cache.bind_message(call.key, call_no, message_id)
-                if self._shutting_down:
-                    self._unacked_replies.add((call.addr, message_id))
-        self._check_drained()
-
-    def _next_queued(self) -> _Call | None:
-        """The next queued call (the worker pool's source of work)."""
-        if not self._queue:
-            return None
-        call = self._queue.popleft()
-        del self._queued_by_id[call.key, call.message.call_no]
-        self._register(call)
-        return call
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -425,6 +305,10 @@ class Server:
             self._failed["REPLY_DROPPED"] += 1
             return None
 
+    def _on_reply_sent(self, addr: Address, message_id: int) -> None:
+        if self._shutting_down:  # shutdown waits until these replies are acknowledged
+            self._unacked_replies.add((addr, message_id))
+
     def _resend(self, key: SessionKey, call_no: int, reply: bytes) -> None:
         message_id = self._send(key[0], reply)
         if message_id is not None:
@@ -434,13 +318,13 @@ class Server:
         """A snapshot of this server's counters."""
         return ServerStatistics(
             calls_received=self._received,
-            calls_completed=self._completed,
+            calls_completed=self._calls.completed,
             calls_failed=dict(self._failed),
-            in_flight=len(self._running),
-            queued=len(self._queue),
+            in_flight=self._calls.running,
+            queued=self._calls.queued,
             pings=self._pings,
             malformed_messages=self._malformed,
-            handler_seconds=self._handler_seconds,
+            handler_seconds=self._calls.handler_seconds,
             reply_cache=self._cache.statistics(),
             transport=self._endpoint.statistics(),
         )

@@ -1,0 +1,196 @@
+"""Running admitted calls: the concurrency limit, the bounded wait queue, handlers and replies.
+
+The server decides *whether* a call may run (``rpc.server``: epochs, the service table, the
+reply cache, refusals); this module decides *when* and runs it. At most ``max_concurrent``
+handlers run at once, in worker tasks (``rpc._workers``); up to ``max_queued`` more calls wait
+in FIFO order. A handler runs under its worker's cancel scope with the call's deadline; a
+cancelled or expired call sends no reply, a queued one that is cancelled or expires never starts.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Callable
+
+import trio
+
+from rpc import callproto
+from rpc._dispatch import CallPlan
+from rpc._workers import WorkerPool
+from rpc.callproto import CallMessage, Status
+from rpc.context import CallContext, _set_current
+from rpc.reply_cache import ReplyCache, SessionKey
+
+Address = tuple[str, int]
+CallId = tuple[SessionKey, int]
+
+
+class AdmittedCall:
+    """One admitted call on its way through the queue and a worker."""
+
+    __slots__ = ("addr", "args", "cancelled", "deadline", "key", "message", "plan", "scope")
+
+    def __init__(
+        self,
+        addr: Address,
+        key: SessionKey,
+        message: CallMessage,
+        plan: CallPlan,
+        args: tuple[object, ...],
+        deadline: float | None,
+    ) -> None:
+        self.addr = addr
+        self.key = key
+        self.message = message
+        self.plan = plan
+        self.args = args
+        self.deadline = deadline
+        self.cancelled = False
+        #: The worker's cancel scope while the handler runs, else None.
+        self.scope: trio.CancelScope | None = None
+
+    def cancel(self) -> None:
+        """Cancel the call: a queued call will not start, a running handler is cancelled."""
+        self.cancelled = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+class Executor:
+    """Runs admitted calls and sends their replies through ``send``.
+
+    ``failed`` is the server's counter of failed calls by kind (shared, so the server's
+    statistics see one table); ``on_reply`` is told the message id of every reply sent and
+    ``on_done`` is called whenever a call ends.
+    """
+
+    def __init__(
+        self,
+        cache: ReplyCache,
+        send: Callable[[Address, bytes], int | None],
+        failed: collections.Counter[str],
+        *,
+        max_concurrent: int,
+        max_queued: int,
+        on_reply: Callable[[Address, int], None],
+        on_done: Callable[[], None],
+    ) -> None:
+        self._cache = cache
+        self._send = send
+        self._failed = failed
+        self._max_concurrent = max_concurrent
+        self._max_queued = max_queued
+        self._on_reply = on_reply
+        self._on_done = on_done
+        self._pool: WorkerPool[AdmittedCall] | None = None
+        self._running: dict[CallId, AdmittedCall] = {}
+        self._queue: collections.deque[AdmittedCall] = collections.deque()
+        self._queued: dict[CallId, AdmittedCall] = {}
+        self.completed = 0
+        self.handler_seconds = 0.0
+
+    def start(self, nursery: trio.Nursery) -> None:
+        """Run workers in ``nursery`` (before the first :meth:`submit`)."""
+        self._pool = WorkerPool(nursery, self._run, self._next_queued, self._max_concurrent)
+
+    @property
+    def running(self) -> int:
+        """Calls that have a worker."""
+        return len(self._running)
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a worker."""
+        return len(self._queue)
+
+    def full(self) -> bool:
+        """True when every worker is busy and the queue is full: refuse new calls."""
+        return len(self._running) >= self._max_concurrent and len(self._queue) >= self._max_queued
+
+    def idle(self) -> bool:
+        """True when nothing runs or waits."""
+        return not self._running and not self._queue
+
+    def submit(self, call: AdmittedCall) -> None:
+        """Run ``call`` now if a worker is free, else queue it (check :meth:`full` first)."""
+        assert self._pool is not None
+        ident = call.key, call.message.call_no
+        self._running[ident] = call
+        if not self._pool.submit(call):
+            del self._running[ident]
+            self._queue.append(call)
+            self._queued[ident] = call
+
+    def find(self, ident: CallId) -> AdmittedCall | None:
+        """The running or queued call with this identity."""
+        return self._running.get(ident) or self._queued.get(ident)
+
+    def calls(self) -> list[AdmittedCall]:
+        """Every running and queued call."""
+        return [*self._running.values(), *self._queue]
+
+    async def _run(self, call: AdmittedCall, scope: trio.CancelScope) -> None:
+        """Run one call's handler under the worker's ``scope``; send its reply."""
+        message, plan = call.message, call.plan
+        started = trio.current_time()
+        if call.cancelled or (call.deadline is not None and call.deadline <= started):
+            self._failed["CANCELLED" if call.cancelled else "DEADLINE"] += 1
+            self._finish(call, None)
+            return
+        call.scope = scope
+        if call.deadline is not None:
+            scope.deadline = call.deadline
+        _set_current(
+            CallContext(
+                call.addr, call.key[1], message.call_no, plan.service.name,
+                plan.service.version, plan.method.name, call.deadline, call,
+            )
+        )
+        status, reply, returned = Status.OK, None, False
+        try:
+            status, reply = await plan.invoke(message.call_no, call.args)
+            returned = True
+        finally:
+            # Also runs while trio.Cancelled propagates (the worker's scope absorbs ours).
+            call.scope = None
+            now = trio.current_time()
+            self.handler_seconds += now - started
+            if scope.cancel_called:  # deadline, CANCEL or restart: nobody wants a reply
+                self._failed["DEADLINE" if scope.deadline <= now else "CANCELLED"] += 1
+                self._finish(call, None)
+            elif returned:
+                scope.deadline = math.inf
+                self._count(status)
+                # A oneway call is executed at most once, and nobody waits for a result.
+                self._finish(call, None if message.flags & callproto.FLAG_ONEWAY else reply)
+            else:  # the whole server is being torn down
+                del self._running[call.key, message.call_no]
+
+    def _count(self, status: Status) -> None:
+        if status is Status.OK:
+            self.completed += 1
+        else:
+            self._failed[status.name] += 1
+
+    def _finish(self, call: AdmittedCall, reply: bytes | None) -> None:
+        call_no = call.message.call_no
+        del self._running[call.key, call_no]
+        if not call.message.flags & callproto.FLAG_IDEMPOTENT:
+            self._cache.complete(call.key, call_no, reply)
+        if reply is not None:
+            message_id = self._send(call.addr, reply)
+            if message_id is not None:
+                self._cache.bind_message(call.key, call_no, message_id)
+                self._on_reply(call.addr, message_id)
+        self._on_done()
+
+    def _next_queued(self) -> AdmittedCall | None:
+        """The next queued call (the worker pool's source of work)."""
+        if not self._queue:
+            return None
+        call = self._queue.popleft()
+        ident = call.key, call.message.call_no
+        del self._queued[ident]
+        self._running[ident] = call
+        return call
