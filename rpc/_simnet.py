@@ -26,6 +26,7 @@ from rpc._delayline import DelayLine
 from rpc._faults import (
     CLEAN,
     Address,
+    Copy,
     DropCause,
     Fate,
     FaultCounters,
@@ -72,6 +73,17 @@ def _matches(selector: Selector, addr: Address) -> bool:
     return selector is None or selector == addr or selector == addr[0]
 
 
+def _describe(copy: Copy) -> str:
+    """The trace flags of a copy that was duplicated, held back or damaged."""
+    flags = (
+        ("dup", copy.duplicate),
+        ("held", copy.held_back),
+        ("corrupt", copy.corrupted),
+        ("trunc", copy.truncated),
+    )
+    return ",".join(name for name, on in flags if on)
+
+
 def _rank(selector: Selector) -> int:
     """How specific a selector is: one address beats a host beats everything."""
     return 0 if selector is None else 1 if isinstance(selector, str) else 2
@@ -104,7 +116,10 @@ class SimNetwork:
         self._link_counters: dict[tuple[Address, Address], FaultCounters] = {}
         self._reorder = ReorderDetector()
         self._link_sequence: dict[tuple[Address, Address], int] = {}
-        self._trace: deque[TraceEvent] = deque(maxlen=trace_limit)
+        # Raw tuples, turned into TraceEvents only when asked for: recording is per datagram.
+        self._trace: deque[tuple[float, str, Address, Address, int, str]] = deque(
+            maxlen=trace_limit
+        )
         self._delays: DelayLine[_InFlight] = DelayLine(self._release)
         self._next_host = 0
         self._next_port: dict[str, int] = {}
@@ -184,7 +199,11 @@ class SimNetwork:
 
     def trace(self) -> tuple[TraceEvent, ...]:
         """The recorded events, oldest first (bounded by ``trace_limit``)."""
-        return tuple(self._trace)
+        # Rounded to the ns so traces of runs that started at different times compare equal.
+        return tuple(
+            TraceEvent(round(t, 9), kind, src, dst, size, detail)
+            for t, kind, src, dst, size, detail in self._trace
+        )
 
     def format_trace(self, last: int | None = None) -> str:
         """The trace (or its ``last`` events) as printable lines."""
@@ -219,18 +238,9 @@ class SimNetwork:
             self._record(elapsed, "drop", src, dst, len(data), fate.drop.value)
             return
         for copy in fate.copies:
-            flags = ",".join(
-                name
-                for name, on in (
-                    ("dup", copy.duplicate),
-                    ("held", copy.held_back),
-                    ("corrupt", copy.corrupted),
-                    ("trunc", copy.truncated),
-                )
-                if on
-            )
+            flags = "" if copy.is_plain else _describe(copy)
             if copy.delay <= 0:
-                self._arrive(src, dst, copy.data, sequence, flags)
+                self._arrive(src, dst, copy.data, sequence, flags, elapsed)
             else:
                 self._schedule(
                     trio.current_time() + copy.delay, src, dst, copy.data, sequence, flags
@@ -254,9 +264,18 @@ class SimNetwork:
             shaper = self._shapers[link] = LinkShaper(self._resolve(src, dst), rng)
         return shaper.shape(data, elapsed)
 
-    def _arrive(self, src: Address, dst: Address, data: bytes, sequence: int, flags: str) -> None:
+    def _arrive(
+        self,
+        src: Address,
+        dst: Address,
+        data: bytes,
+        sequence: int,
+        flags: str,
+        elapsed: float | None = None,
+    ) -> None:
         link = (src, dst)
-        elapsed = self.elapsed()
+        if elapsed is None:
+            elapsed = self.elapsed()
         sock = self._sockets.get(dst)
         if sock is None or len(sock._queue) >= sock.queue_limit:
             cause = DropCause.UNREACHABLE if sock is None else DropCause.QUEUE_FULL
@@ -306,8 +325,7 @@ class SimNetwork:
         self, elapsed: float, kind: str, src: Address, dst: Address, size: int, detail: str = ""
     ) -> None:
         if self._trace.maxlen:
-            # Rounded to the ns so traces of runs that started at different times compare equal.
-            self._trace.append(TraceEvent(round(elapsed, 9), kind, src, dst, size, detail))
+            self._trace.append((elapsed, kind, src, dst, size, detail))
 
     def _assign(self, address: Address | None) -> Address:
         if address is None:
@@ -397,4 +415,5 @@ class SimSocket:
 
     def _enqueue(self, data: bytes, src: Address) -> None:
         self._queue.append((data, src))
-        self._lot.unpark()
+        if self._lot:
+            self._lot.unpark()
