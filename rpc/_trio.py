@@ -232,23 +232,28 @@ class TrioDriver(Generic[EventT]):
     # -- reader and timer -----------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        recvfrom = self.socket.recvfrom
         while not self._closed:
             deadline = timer_deadline(self.endpoint.get_timer(), self._last_fire)
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
                 self._timer_scope = scope
-                while True:
-                    try:
-                        data, addr = await recvfrom(RECV_BUFSIZE)
-                    except trio.ClosedResourceError:
-                        return
-                    except OSError:  # e.g. an ICMP error queued on the socket: nothing to read
-                        self._counts["receive_errors"] += 1
-                        continue
-                    self._on_datagram(data, addr)
-            self._timer_scope = None
+                try:
+                    await self._read_until_cancelled()
+                except trio.ClosedResourceError:
+                    return
+                finally:
+                    self._timer_scope = None
             if scope.cancelled_caught:
                 self._fire_timer()
+
+    async def _read_until_cancelled(self) -> None:
+        recvfrom, on_datagram = self.socket.recvfrom, self._on_datagram
+        while True:
+            try:
+                data, addr = await recvfrom(RECV_BUFSIZE)
+            except OSError:  # e.g. an ICMP error queued on the socket: nothing to read
+                self._counts["receive_errors"] += 1
+                continue
+            on_datagram(data, addr)
 
     def _on_datagram(self, data: bytes, addr: Address) -> None:
         now = trio.current_time()

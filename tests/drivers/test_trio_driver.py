@@ -185,3 +185,43 @@ async def test_real_udp_burst_of_fragments_is_read_in_batches() -> None:
     assert isinstance(endpoint, FakeEndpoint)
     assert len(seen_b) == 50
     assert len(set(endpoint.received_at)) < 50  # several datagrams shared one wakeup
+
+
+class FlakySocket(SimSocket):
+    """A simulated socket whose first receive and first send fail as an ICMP error would."""
+
+    failed_receive = failed_send = False
+
+    async def recvfrom(self, bufsize: int) -> tuple[bytes, tuple[str, int]]:
+        if not self.failed_receive:
+            self.failed_receive = True
+            await trio.lowlevel.checkpoint()
+            raise ConnectionRefusedError("port unreachable")
+        return await super().recvfrom(bufsize)
+
+    def try_sendto(self, data: bytes, addr: tuple[str, int]) -> bool:
+        if not self.failed_send:
+            self.failed_send = True
+            raise OSError(101, "network is unreachable")
+        return super().try_sendto(data, addr)
+
+
+async def test_socket_errors_are_counted_and_survived(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(seed=1)
+    flaky = FlakySocket(net, ("10.6.6.6", 1), 100)
+    net._sockets[flaky.getsockname()] = flaky
+    a, b, _, seen_b = make_pair(flaky, net.socket())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        a.send_message(b.address, b"lost")
+        a.send_message(b.address, b"sent")
+        await trio.sleep(1)
+        await a.aclose()
+        await b.aclose()
+    assert [e.data for e in seen_b] == [b"sent"]
+    stats = a.statistics()
+    assert (stats.send_errors, stats.receive_errors, stats.datagrams_sent) == (1, 1, 1)
+    assert stats.datagrams_received == 1  # the ack of "sent" still arrived after the error
