@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from codegen.cli import main as rpcgen
 from tests.examples.harness import ROOT, RUN_TIMEOUT, STOP_TIMEOUT
 from tests.examples.test_readme import free_udp_port
 
@@ -47,8 +48,7 @@ def test_guide_files_run_as_documented(tmp_path: Path) -> None:
     port = str(free_udp_port())
     for name, text in guide_files().items():
         (tmp_path / name).write_text(text.replace("7000", port))
-    generated = run(tmp_path, "-m", "codegen.cli", "kv.idl", "-o", ".")
-    assert generated.returncode == 0, generated.stderr
+    assert rpcgen([str(tmp_path / "kv.idl"), "-o", str(tmp_path)]) == 0
     tested = run(tmp_path, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                  "-o", "trio_mode=true", "test_kv.py")
     assert tested.returncode == 0, tested.stdout + tested.stderr
