@@ -106,11 +106,11 @@ class CallTable:
         #: Called when the transport has room again after ``SendBufferFull``.
         self.on_capacity: Callable[[], None] = _nothing
         self._on_event: dict[type, Callable[[Any], None]] = {
-            events.MessageReceived: lambda e: self.on_payload(e.payload, e.peer_epoch),
-            events.MessageAcked: lambda e: self.on_acked(e.message_id),
-            events.PeerUnreachable: lambda e: self.on_unreachable(e.pending_message_ids),
-            events.PeerRestarted: lambda e: self.on_restarted(e.new_epoch),
-            events.SendCapacityAvailable: lambda e: self.on_capacity(),
+            events.MessageReceived: self.on_received,
+            events.MessageAcked: self.on_acked,
+            events.PeerUnreachable: self.on_unreachable,
+            events.PeerRestarted: self.on_restarted,
+            events.SendCapacityAvailable: lambda _: self.on_capacity(),
         }
 
     def handle_event(self, event: events.TransportEvent) -> None:
@@ -211,12 +211,12 @@ class CallTable:
 
     # -- transport events -------------------------------------------------------------------
 
-    def on_payload(self, payload: bytes, peer_epoch: int) -> None:
+    def on_received(self, event: events.MessageReceived) -> None:
         """A message arrived from the server: resolve the call it answers."""
         if self.server_epoch == callproto.EPOCH_UNKNOWN:
-            self.server_epoch = peer_epoch
+            self.server_epoch = event.peer_epoch
         try:
-            message = callproto.unpack_untrusted(payload)
+            message = callproto.unpack_untrusted(event.payload)
             if callproto.message_kind(message) != callproto.KIND_REPLY:
                 return  # clients receive only replies; anything else is ignored
             call_no, status, body = callproto.decode_reply_untrusted(message)
@@ -227,9 +227,9 @@ class CallTable:
             pending.delivered = True
             self._resolve(pending, outcome.Value((status, body)))
 
-    def on_acked(self, message_id: int) -> None:
+    def on_acked(self, event: events.MessageAcked) -> None:
         """The transport confirmed delivery of one of our messages."""
-        call_no = self._by_message.pop(message_id, None)
+        call_no = self._by_message.pop(event.message_id, None)
         if call_no is None:
             return
         self._undelivered.pop(call_no, None)
@@ -241,7 +241,7 @@ class CallTable:
             del self._calls[call_no]
             self._resolve(pending, outcome.Value(None))
 
-    def on_unreachable(self, message_ids: object) -> None:
+    def on_unreachable(self, event: events.PeerUnreachable) -> None:
         """The transport gave up on the server: every outstanding call fails."""
         self._by_message.clear()
         self._undelivered.clear()  # nothing will be retransmitted any more
@@ -251,9 +251,9 @@ class CallTable:
             )
         )
 
-    def on_restarted(self, new_epoch: int) -> None:
+    def on_restarted(self, event: events.PeerRestarted) -> None:
         """The server restarted: calls outstanding across the restart fail."""
-        self.server_epoch = new_epoch
+        self.server_epoch = event.new_epoch
         self._undelivered.clear()
         self._by_message.clear()
         self.fail_all(

@@ -8,6 +8,7 @@ import rpc
 from rpc._calls import CallTable, error_of_reply, result_of_reply
 from rpc.callproto import Status
 from rpc.errors import CallOutcome
+from rpc.events import MessageAcked
 from tests.runtime.lab_service import LAB_V2, DivideByZero
 
 DIVIDE = LAB_V2.methods[7]
@@ -65,7 +66,7 @@ def test_floor_is_the_oldest_undelivered_cached_call() -> None:
     assert rpc.callproto.decode_call_untrusted(
         rpc.callproto.unpack_untrusted(third_payload)
     ).floor == 1
-    table.on_acked(10)
+    table.handle_event(MessageAcked(("h", 1), 10))
     fourth_payload = table.build_call(LAB_V2, DIVIDE, (1, 1), None)[1]
     assert rpc.callproto.decode_call_untrusted(
         rpc.callproto.unpack_untrusted(fourth_payload)
