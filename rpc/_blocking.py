@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Generic
 
 from rpc._io import (
+    BURST_HINT_BYTES,
     RECEIVE_BATCH,
     RECV_BUFSIZE,
     Address,
@@ -68,6 +69,7 @@ class BlockingDriver(Generic[EventT]):
         self._batch = max(1, receive_batch)
         self._address = local_address(sock)
         self._last_fire = -math.inf
+        self._bursting = False
         self._closed = False
         self._counts = dict.fromkeys(DriverStatistics.__dataclass_fields__, 0)
         self._poller = select.poll() if hasattr(select, "poll") else None
@@ -144,17 +146,23 @@ class BlockingDriver(Generic[EventT]):
             _wait(self.socket, writable=False, timeout=timeout)
 
     def _receive_batch(self, now: float) -> None:
+        """Read what is waiting: one datagram, or a burst of them when a burst is likely."""
         recvfrom, receive = self.socket.recvfrom, self.endpoint.receive_datagram
-        for _ in range(self._batch):
+        received = 0
+        while received < self._batch:
             try:
                 data, addr = recvfrom(RECV_BUFSIZE)
             except BlockingIOError:
-                return
+                break
             except OSError:  # e.g. an ICMP error reported on the socket
                 self._counts["receive_errors"] += 1
-                return
-            self._counts["datagrams_received"] += 1
+                break
+            received += 1
             receive(data, (addr[0], addr[1]), now=now)
+            if not self._bursting and len(data) < BURST_HINT_BYTES:
+                break  # a lone small datagram (a reply, an ack): do not pay for a failed read
+        self._bursting = received > 1
+        self._counts["datagrams_received"] += received
 
     def _flush(self, now: float) -> None:
         if self._closed:

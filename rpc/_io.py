@@ -22,6 +22,10 @@ EventT_co = TypeVar("EventT_co", covariant=True)
 RECV_BUFSIZE = 65536
 #: Datagrams read in one go before the driver processes events and flushes (coalesces acks).
 RECEIVE_BATCH = 64
+#: A datagram at least this large is probably one fragment of a bigger message, so more are
+#: likely waiting right behind it; after a small one the drivers do not look (a failed
+#: non-blocking read costs a syscall and an exception, ~3 us).
+BURST_HINT_BYTES = 512
 #: Kernel socket buffer requested for each direction: large messages arrive in bursts of
 #: datagrams, and a small default buffer (≈200 KiB on Linux) would drop them.
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024

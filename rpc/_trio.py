@@ -21,6 +21,7 @@ from typing import Generic
 import trio
 
 from rpc._io import (
+    BURST_HINT_BYTES,
     RECEIVE_BATCH,
     RECV_BUFSIZE,
     Address,
@@ -38,9 +39,6 @@ from rpc.errors import ClientClosed
 #: Datagrams waiting for a full socket buffer to drain; beyond this they are dropped (and
 #: counted): the endpoint retransmits what is lost, and a runaway backlog would only add delay.
 SEND_BACKLOG_LIMIT = 4096
-#: A datagram at least this large is probably one fragment of a bigger message, so more are
-#: likely waiting right behind it.
-BURST_HINT_BYTES = 512
 
 __all__ = [
     "DatagramSocket",
