@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import random
+import signal
 import sys
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -45,6 +46,9 @@ from rpc._trio import TrioUdpSocket
 #: Clients (distinct source addresses) served at once; the least recently active is evicted
 #: (its upstream socket closed) to make room, so a port scan cannot exhaust file descriptors.
 DEFAULT_MAX_CLIENTS = 256
+
+#: Signals that stop the command-line proxy (after which it prints its report).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 __all__ = ["ChaosProxy", "ProxyStatistics", "main"]
 
@@ -297,8 +301,11 @@ async def _serve(args: argparse.Namespace) -> ProxyStatistics:
             f"rpc-chaos-proxy: {p.address[0]}:{p.address[1]} -> {args.target[0]}:{args.target[1]}"
         )
         sys.stdout.flush()
-        with trio.move_on_after(args.duration if args.duration is not None else float("inf")):
-            await trio.sleep_forever()
+        duration = args.duration if args.duration is not None else float("inf")
+        # Ctrl-C or a kill ends the run like the deadline does, so the report still prints.
+        with trio.move_on_after(duration), trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            async for _ in signals:
+                break
         return p.statistics()
 
 
