@@ -327,10 +327,14 @@ def print_results(title: str, results: Sequence[Result], out: Any = None) -> Non
 def print_notes(results: Sequence[Result], out: Any = None) -> None:
     """Print the notes of results (why a section was skipped, errors seen) under a table."""
     stream = out if out is not None else sys.stdout
+    # One line per distinct note of a system, naming every workload it applies to.
+    grouped: dict[tuple[str, str], list[str]] = {}
     for r in results:
         if r.note or r.errors:
             errors = f" ({r.errors} failed calls)" if r.errors else ""
-            print(f"  note: {r.system} {r.workload}: {r.note}{errors}", file=stream)
+            grouped.setdefault((r.system, r.note + errors), []).append(r.workload)
+    for (system, note), workloads in grouped.items():
+        print(f"  note: {system} {', '.join(workloads)}: {note}", file=stream)
 
 
 def progress(message: str) -> None:
