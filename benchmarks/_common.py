@@ -330,9 +330,10 @@ def print_notes(results: Sequence[Result], out: Any = None) -> None:
     # One line per distinct note of a system, naming every workload it applies to.
     grouped: dict[tuple[str, str], list[str]] = {}
     for r in results:
-        if r.note or r.errors:
-            errors = f" ({r.errors} failed calls)" if r.errors else ""
-            grouped.setdefault((r.system, r.note + errors), []).append(r.workload)
+        errors = f"{r.errors} failed calls" if r.errors else ""
+        text = "; ".join(part for part in (r.note, errors) if part)
+        if text:
+            grouped.setdefault((r.system, text), []).append(r.workload)
     for (system, note), workloads in grouped.items():
         print(f"  note: {system} {', '.join(workloads)}: {note}", file=stream)
 

@@ -122,3 +122,12 @@ def test_server_that_never_becomes_ready_is_reported_and_stopped() -> None:
     argv = [sys.executable, "-c", "print('oops', flush=True)"]
     with pytest.raises(RuntimeError, match="did not start"), c.server_process(argv):
         pass
+
+
+def test_notes_are_grouped_per_system_and_text(capsys: pytest.CaptureFixture[str]) -> None:
+    skipped = [c.Result.skipped("grpc-aio", w, "no grpcio") for w in ("seq16", "1MiB")]
+    c.print_notes([*skipped, result("udprpc-sync", "seq16", 5, errors=2)])
+    assert capsys.readouterr().out.splitlines() == [
+        "  note: grpc-aio seq16, 1MiB: skipped: no grpcio",
+        "  note: udprpc-sync seq16: 2 failed calls",
+    ]
