@@ -32,17 +32,25 @@ from rpc.errors import ClientClosed
 #: Longest a send waits for room in a full socket buffer before the datagram is dropped (the
 #: endpoint retransmits it); bounded so that a wedged socket cannot hang a synchronous caller.
 SEND_WAIT_LIMIT = 0.5
+#: Longest single wait in poll(2), whose millisecond timeout is a C int (about 24 days): a later
+#: deadline (even ``math.inf``) just means ``poll`` returns after this and the caller polls again.
+MAX_WAIT = 3600.0
 
 __all__ = ["BlockingDriver", "bind_udp_socket"]
 
 
+def _milliseconds(timeout: float) -> int:
+    """A poll(2) timeout: rounded up, so that we never wake before the timer, and capped."""
+    return math.ceil(min(timeout, MAX_WAIT) * 1000)
+
+
 def _wait(sock: socket.socket, *, writable: bool, timeout: float) -> bool:
     """Wait up to ``timeout`` seconds for ``sock`` to become readable (or writable)."""
+    timeout = min(timeout, MAX_WAIT)
     if hasattr(select, "poll"):
         poller = select.poll()
         poller.register(sock, select.POLLOUT if writable else select.POLLIN)
-        # poll(2) counts milliseconds; round up so that we never wake before the timer.
-        return bool(poller.poll(math.ceil(timeout * 1000)))
+        return bool(poller.poll(_milliseconds(timeout)))
     ready = (
         select.select([], [sock], [], timeout)
         if writable
@@ -141,7 +149,7 @@ class BlockingDriver(Generic[EventT]):
 
     def _wait_readable(self, timeout: float) -> None:
         if self._poller is not None:
-            self._poller.poll(math.ceil(timeout * 1000))
+            self._poller.poll(_milliseconds(timeout))
         else:
             _wait(self.socket, writable=False, timeout=timeout)
 

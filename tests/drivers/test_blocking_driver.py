@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
 
 from drivers.fake_endpoint import FakeEndpoint, FakeEvent
-from rpc._blocking import BlockingDriver, bind_udp_socket
+from rpc._blocking import MAX_WAIT, BlockingDriver, _milliseconds, bind_udp_socket
 from rpc.errors import ClientClosed
 
 
@@ -103,3 +104,10 @@ def test_closed_driver_refuses_work() -> None:
         driver.send_message(("127.0.0.1", 9), b"x")
     with pytest.raises(ClientClosed):
         driver.poll(0.0)
+
+
+def test_poll_timeouts_round_up_and_are_capped() -> None:
+    assert _milliseconds(0.0) == 0
+    assert _milliseconds(0.0001) == 1  # never wake before the timer
+    assert _milliseconds(0.0021) == 3
+    assert _milliseconds(math.inf) == _milliseconds(10 * MAX_WAIT) == MAX_WAIT * 1000
