@@ -2,9 +2,10 @@
 
 Each datagram a :class:`SimSocket` sends is shaped by the :class:`~rpc._faults.LinkShaper` of its
 (source, destination) direction. Copies with no delay land in the receiver's bounded queue at
-once; delayed copies wait in one heap served by a scheduler task that sleeps until the earliest
-arrival (a trio system task, spawned on first need, so tests need no extra nursery). Nothing
-polls: with ``MockClock(autojump_threshold=0)`` a simulated second costs nothing.
+once; delayed copies wait in a :class:`~rpc._delayline.DelayLine`, whose one task sleeps until
+the earliest arrival (a trio system task, spawned on first need, so tests need no extra
+nursery). Nothing polls: with ``MockClock(autojump_threshold=0)`` an idle simulated second costs
+nothing.
 
 Determinism: each direction draws from its own RNG seeded by ``(seed, src, dst)``, so the fate
 of the n-th datagram on a link depends only on the seed and that link's traffic.
