@@ -21,6 +21,7 @@ import trio
 
 from rpc import callproto, events
 from rpc._calls import (
+    LINGER_SLACK,
     CallTable,
     ClientStatistics,
     PendingCall,
@@ -36,6 +37,7 @@ from rpc.service import MethodSpec, ServiceSpec
 
 R = TypeVar("R")
 Address = tuple[str, int]
+
 
 
 def _abort(_: object) -> trio.lowlevel.Abort:
@@ -168,6 +170,16 @@ class Client:
         """A snapshot of this client's counters."""
         return self._table.statistics(self._endpoint.statistics())
 
+    async def _linger(self) -> None:
+        """Give the transport one ack delay to acknowledge the last replies before closing.
+
+        Otherwise the server keeps retransmitting them (and keeps them in its reply cache)
+        until it gives up on us.
+        """
+        if self._table.started:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(self._endpoint.config.max_ack_delay + LINGER_SLACK)
+
 
 @contextlib.asynccontextmanager
 async def connect(
@@ -196,6 +208,7 @@ async def connect(
                 yield client
             finally:
                 client.close()
+                await client._linger()
                 await client._driver.aclose()
                 nursery.cancel_scope.cancel()
     finally:

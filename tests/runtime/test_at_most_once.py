@@ -8,6 +8,7 @@ import trio
 import rpc
 from rpc import callproto
 from rpc.errors import CallOutcome
+from rpc.reply_cache import ENTRY_OVERHEAD
 from rpc.testing import LinkFaults, SimNetwork
 from tests.runtime.harness import SERVER_ADDR, LabImpl, sim_lab, sim_server
 from tests.runtime.lab_service import LAB_V2, LabClient
@@ -127,3 +128,16 @@ async def test_call_addressed_to_an_earlier_server_is_refused(
             await LabClient(client).bump("k")
     assert info.value.outcome is CallOutcome.NOT_EXECUTED
     assert impl.counters["k"] == 0
+
+
+async def test_closing_client_acknowledges_its_last_reply(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(13)
+    async with sim_server(net, [LabImpl()]) as server:
+        async with rpc.connect(*SERVER_ADDR, socket=net.socket()) as client:
+            assert await LabClient(client).bump("k") == 1
+            held = server.statistics().reply_cache
+        released = server.statistics().reply_cache
+    assert held.bytes > held.entries * ENTRY_OVERHEAD  # the reply was still cached
+    assert released.bytes == released.entries * ENTRY_OVERHEAD  # acknowledged on close
