@@ -120,8 +120,7 @@ class Endpoint:
         message_id = self._next_message_id
         self._next_message_id += 1
         peer.queue_message(message_id, wire, compressed, now)
-        self._dirty[addr] = None
-        self._reschedule(peer)
+        self._dirty[addr] = None  # its timers are recomputed when it is next looked at
         return message_id
 
     def send_capacity(self, addr: Address) -> int:
@@ -175,8 +174,7 @@ class Endpoint:
         if dgram.receiver_epoch == self.epoch:
             peer.validated = True  # it echoed our epoch, so it receives at this address
         peer.on_datagram(dgram, len(data), now)
-        self._dirty[addr] = None
-        self._reschedule(peer)
+        self._dirty[addr] = None  # its timers are recomputed when it is next looked at
 
     def _charge(self, addr: Address) -> Counters:
         peer = self._peers.get(addr)
@@ -276,6 +274,8 @@ class Endpoint:
 
     def get_timer(self) -> float | None:
         """The earliest deadline at which :meth:`handle_timer` must be called, or None."""
+        if self._dirty:
+            self._reschedule_dirty()
         timers = self._timers
         scheduled = self._scheduled
         while timers:
@@ -287,6 +287,8 @@ class Endpoint:
 
     def handle_timer(self, *, now: float) -> None:
         """Run every peer deadline that is due at ``now``."""
+        if self._dirty:
+            self._reschedule_dirty()
         timers = self._timers
         due: list[Peer] = []
         while timers and timers[0][0] <= now:
@@ -299,6 +301,14 @@ class Endpoint:
             peer.on_timer(now)
             self._dirty[peer.addr] = None
             self._reschedule(peer)
+
+    def _reschedule_dirty(self) -> None:
+        """Recompute the deadlines of peers touched since (they stay marked for sending)."""
+        peers = self._peers
+        for addr in self._dirty:
+            peer = peers.get(addr)
+            if peer is not None:
+                self._reschedule(peer)
 
     def _reschedule(self, peer: Peer) -> None:
         deadline = peer.timer()
@@ -332,11 +342,14 @@ class Endpoint:
         dirty = self._dirty
         self._dirty = {}
         peers = self._peers
+        epoch = self.epoch
         for addr in dirty:
             peer = peers.get(addr)
-            if peer is not None and peer.build(now, self.epoch, out):
-                self._pn_base = max(self._pn_base, peer.next_pn)
-                self._reschedule(peer)
+            if peer is None:
+                continue
+            if peer.build(now, epoch, out) and peer.next_pn > self._pn_base:
+                self._pn_base = peer.next_pn
+            self._reschedule(peer)
         return out
 
     # -- events and statistics ---------------------------------------------------------------

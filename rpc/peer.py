@@ -290,19 +290,19 @@ class Peer:
 
     def timer(self) -> float | None:
         """The earliest deadline of this peer, or None."""
-        deadlines = []
-        acks = self.acks
-        if acks.ack_deadline is not None:
-            deadlines.append(acks.ack_deadline)
+        deadline = self.acks.ack_deadline
         recovery_timer = self.recovery.timer()
-        if recovery_timer is not None:
-            deadlines.append(recovery_timer)
+        if recovery_timer is not None and (deadline is None or recovery_timer < deadline):
+            deadline = recovery_timer
         if self.outstanding:
-            deadlines.append(self.progress_time + self.config.peer_timeout)
-        reassembly = self.reassembler.next_timeout()
-        if reassembly is not None:
-            deadlines.append(reassembly)
-        return min(deadlines) if deadlines else None
+            liveness = self.progress_time + self.config.peer_timeout
+            if deadline is None or liveness < deadline:
+                deadline = liveness
+        if self.reassembler.partials:
+            reassembly = self.reassembler.next_timeout()
+            if reassembly is not None and (deadline is None or reassembly < deadline):
+                deadline = reassembly
+        return deadline
 
     def on_timer(self, now: float) -> None:
         """Run every deadline that has passed."""

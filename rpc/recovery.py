@@ -110,13 +110,16 @@ class LossRecovery:
         if not sent:
             return [], []
         acked: list[SentPacket] = []
+        low_water = self.low_water
         for low, high in ranges:
-            low = max(low, self.low_water)
+            if low < low_water:
+                low = low_water
             if high < low:
                 continue
             if high - low < len(sent):
+                pop = sent.pop
                 for pn in range(low, high + 1):
-                    packet = sent.pop(pn, None)
+                    packet = pop(pn, None)
                     if packet is not None:
                         acked.append(packet)
             else:
@@ -129,18 +132,25 @@ class LossRecovery:
                 acked.extend(sent.pop(pn) for pn in hits)
         if not acked:
             return [], []
-        largest = ranges[0][1]
-        newest = max(acked, key=_packet_number)
-        if newest.packet_number == largest:
+        # Ranges come highest first and are walked upwards, so the largest newly acknowledged
+        # packet is the last one taken from the first range that acknowledged anything.
+        newest = max(acked, key=_packet_number) if len(ranges) > 1 else acked[-1]
+        if newest.packet_number == ranges[0][1]:
             # RFC 9002 §5.1: a sample only when the largest acknowledged is newly acknowledged.
             self.rtt.update(now - newest.time_sent, ack_delay, self.max_ack_delay)
         # Only packets we really sent count: a forged huge "largest" cannot fake losses.
-        self.largest_acked = max(self.largest_acked, newest.packet_number)
+        if newest.packet_number > self.largest_acked:
+            self.largest_acked = newest.packet_number
         self.pto_count = 0  # RFC 9002 §6.2.1: an acknowledgement resets the backoff
         for packet in acked:
             self._on_acked_cc(packet)
-        lost = self.detect_lost(now)
-        self._advance_low_water()
+        if sent and next(iter(sent)) < self.largest_acked:
+            lost = self.detect_lost(now)
+        else:
+            lost = []
+            self.loss_time = None  # nothing unacknowledged below the largest acknowledged
+        if sent:
+            self._advance_low_water()
         return acked, lost
 
     def _on_acked_cc(self, packet: SentPacket) -> None:

@@ -94,6 +94,8 @@ class Datagram:
 def encode_ack(ranges: Sequence[Sequence[int]], ack_delay_us: int) -> bytes:
     """Encode an ACK section for inclusive ``(low, high)`` ranges sorted highest first."""
     low, high = ranges[0]
+    if len(ranges) == 1 and high - low <= _U32_MAX:  # the common case: no gaps
+        return ACK_HEAD.pack(high, min(ack_delay_us, _U32_MAX), 1, high - low)
     first_len = min(high - low, _U32_MAX)
     parts = [b""]
     prev_low = high - first_len
@@ -146,13 +148,17 @@ def decode_datagram_untrusted(data: bytes) -> Datagram:
 
     The CRC is checked first, so nothing in a corrupted datagram is looked at.
     """
+    if type(data) is not bytes:
+        # A driver may hand over a bytearray or memoryview; fragments keep views of the
+        # datagram, so it must be immutable (and google_crc32c accepts only bytes).
+        try:
+            data = bytes(data)
+        except TypeError:
+            raise BadDatagram("datagram is not a buffer") from None
     size = len(data)
     if size < MIN_DATAGRAM:
         raise BadDatagram("truncated datagram")
-    try:
-        valid = crc32c(data) == CRC32C_RESIDUE
-    except TypeError:  # not bytes at all: no better than noise
-        raise BadDatagram("datagram is not bytes") from None
+    valid = crc32c(data) == CRC32C_RESIDUE
     if not valid:
         raise CrcMismatch("CRC mismatch")
     magic, version, kind, flags, sender, receiver, pn = HEADER.unpack_from(data)
