@@ -30,8 +30,10 @@ calc = load_stubs("calculator")
 
 #: The faults of the second phase, in each direction.
 CHAOS = LinkFaults(loss=0.10, duplicate=0.05, corrupt=0.05)
-#: Calls kept in flight at once by the workload.
+#: Calls kept in flight at once by the first part of each phase.
 CONCURRENCY = 8
+#: The last calls of each phase go one at a time, so their latency is a round trip, not a queue.
+SEQUENTIAL_FRACTION = 0.2
 #: Every call's deadline: generous, so a failure means a bug, not a slow machine.
 CALL_TIMEOUT = 10.0
 #: The whole demo's bound; it normally takes a few seconds.
@@ -52,7 +54,8 @@ class Workload:
     """A seeded list of calls, and what came back."""
 
     jobs: list[tuple[str, int, int]]
-    latencies: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)  # of the sequential calls only
+    measuring: bool = False
     wrong: list[str] = field(default_factory=list)
     record_counts: list[int] = field(default_factory=list)
 
@@ -86,21 +89,30 @@ async def one_call(calculator: object, job: tuple[str, int, int], work: Workload
             work.wrong.append(f"{op}({a}, {b}) raised DivideByZero({exc.dividend})")
     except rpc.RpcError as exc:
         work.wrong.append(f"{op}({a}, {b}) failed: {type(exc).__name__}: {exc}")
-    work.latencies.append(time.perf_counter() - start)
+    if work.measuring:
+        work.latencies.append(time.perf_counter() - start)
+
+
+def split(work: Workload) -> int:
+    """How many of the jobs run concurrently (the rest run one at a time)."""
+    return len(work.jobs) - int(len(work.jobs) * SEQUENTIAL_FRACTION)
 
 
 async def run_workload(client: rpc.Client, work: Workload) -> None:
-    """Run every job with ``CONCURRENCY`` calls in flight."""
+    """The first jobs with ``CONCURRENCY`` calls in flight, then the rest one at a time."""
     calculator = calc.CalculatorClient(client)
-    jobs: Iterator[tuple[str, int, int]] = iter(work.jobs)
+    concurrent: Iterator[tuple[str, int, int]] = iter(work.jobs[: split(work)])
 
     async def worker() -> None:
-        for job in jobs:  # trio switches tasks only at awaits, so sharing the iterator is safe
+        for job in concurrent:  # trio switches tasks only at awaits: sharing it is safe
             await one_call(calculator, job, work)
 
     async with trio.open_nursery() as nursery:
         for _ in range(CONCURRENCY):
             nursery.start_soon(worker)
+    work.measuring = True
+    for job in work.jobs[split(work) :]:
+        await one_call(calculator, job, work)
 
 
 def check_records(work: Workload, first: int) -> None:
@@ -129,6 +141,7 @@ async def phase(
         title=title,
         calls=len(work.jobs),
         in_flight=CONCURRENCY,
+        concurrent_calls=split(work),
         executed_records=impl.recorded - first_record,
         seconds=time.perf_counter() - started,
         latencies=sorted(work.latencies),

@@ -69,7 +69,11 @@ def example_server(module: str) -> Iterator[int]:
 
 
 def number_after(label: str, text: str) -> int:
-    """The integer that follows ``label`` in ``text`` (the test fails if there is none)."""
-    found = re.search(re.escape(label) + r"\s*(\d+)", text)
+    """The integer that follows ``label`` in ``text`` (the test fails if there is none).
+
+    Runs of spaces in ``label`` match any run of whitespace, so column alignment may change.
+    """
+    pattern = r"\s+".join(re.escape(word) for word in label.split())  # any spacing
+    found = re.search(pattern + r"\s*(\d+)", text)
     assert found is not None, f"{label!r} not in output:\n{text}"
     return int(found.group(1))

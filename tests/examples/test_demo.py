@@ -19,9 +19,11 @@ def test_quick_demo_verifies_every_result_under_chaos() -> None:
     chaos = out[out.index("2. through the chaos proxy"):]
     assert number_after("lost", chaos) > 0
     assert number_after("corrupted", chaos) > 0
-    assert number_after("retransmissions      client", chaos) > 0
+    assert number_after("retransmissions client", chaos) > 0
     assert number_after("corruption caught", chaos) > 0  # CRC-32C failures
     assert "p99" in chaos
+    assert "800 with 8 in flight, then 200 one at a time" not in out  # quick: 200 per phase
+    assert out.count("160 with 8 in flight, then 40 one at a time") == 2
 
 
 def test_demo_exits_1_when_a_result_is_wrong() -> None:
