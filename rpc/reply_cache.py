@@ -106,7 +106,14 @@ class ReplyCacheStatistics:
 
 
 class ReplyCache:
-    """Bounded at-most-once reply cache keyed by ``(session, call number)``."""
+    """Bounded at-most-once reply cache keyed by ``(session, call number)``.
+
+    A session idle (and with nothing running) for ``session_ttl`` seconds is dropped. When the
+    session table is full, sessions idle for ``min_session_ttl`` are dropped to make room: that
+    is still three times the transport's default ``peer_timeout`` (10 s), after which a client
+    has given up retransmitting, so no live call loses its entry. Only then are new sessions
+    refused.
+    """
 
     def __init__(
         self,
@@ -115,11 +122,13 @@ class ReplyCache:
         max_calls_per_session: int = 1024,
         max_bytes: int = 64 * 1024 * 1024,
         session_ttl: float = 300.0,
+        min_session_ttl: float = 30.0,
     ) -> None:
         self.max_sessions = max_sessions
         self.max_calls_per_session = max_calls_per_session
         self.max_bytes = max_bytes
         self.session_ttl = session_ttl
+        self.min_session_ttl = min(min_session_ttl, session_ttl)
         self._next_expiry = 0.0
         self._sessions: collections.OrderedDict[SessionKey, _Session] = collections.OrderedDict()
         self._by_message: dict[tuple[Address, int], tuple[SessionKey, int]] = {}
@@ -146,6 +155,9 @@ class ReplyCache:
             self.expire(now=now)
         session = self._sessions.get(key)
         if session is None:
+            if len(self._sessions) >= self.max_sessions:
+                # Full: sessions idle longer than any client retransmits may go early.
+                self.expire(now=now, ttl=self.min_session_ttl)
             if len(self._sessions) >= self.max_sessions:
                 self._busy += 1
                 return Admission.BUSY, None
@@ -248,14 +260,15 @@ class ReplyCache:
             if entry.state is EntryState.RUNNING:
                 self._running -= 1
 
-    def expire(self, *, now: float) -> None:
-        """Drop sessions idle for longer than ``session_ttl`` that have nothing running."""
+    def expire(self, *, now: float, ttl: float | None = None) -> None:
+        """Drop sessions idle for longer than ``ttl`` (``session_ttl``) with nothing running."""
         # Sweeping on every call would cost more than it frees: once per EXPIRY_INTERVAL.
         self._next_expiry = now + EXPIRY_INTERVAL
+        ttl = self.session_ttl if ttl is None else ttl
         sessions = self._sessions
         for _ in range(len(sessions)):
             key, session = next(iter(sessions.items()))
-            if now - session.last_active <= self.session_ttl:
+            if now - session.last_active <= ttl:
                 return
             if session.running:
                 session.last_active = now  # still working for it: not idle

@@ -119,3 +119,15 @@ def test_dropped_session_forgets_everything_and_late_completion_is_harmless() ->
     stats = cache.statistics()
     assert (stats.sessions, stats.entries, stats.running, stats.bytes) == (0, 0, 0, 0)
     assert stats.evictions == 2
+
+
+def test_full_session_table_makes_room_from_sessions_idle_past_the_minimum_ttl() -> None:
+    cache = ReplyCache(max_sessions=2, session_ttl=300.0, min_session_ttl=30.0)
+    cache.begin((ADDR, 1), 1, 0, now=0.0)
+    cache.complete((ADDR, 1), 1, b"r")
+    cache.begin((ADDR, 2), 1, 0, now=0.0)  # still running: never dropped
+    assert cache.begin((ADDR, 3), 1, 0, now=20.0)[0] is Admission.BUSY  # nobody idle enough
+    assert cache.begin((ADDR, 3), 1, 0, now=31.0)[0] is Admission.NEW
+    stats = cache.statistics()
+    assert (stats.sessions, stats.evictions) == (2, 1)
+    assert cache.begin((ADDR, 2), 1, 0, now=31.0)[0] is Admission.RUNNING
