@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import subprocess
 import sys
@@ -70,3 +71,21 @@ def test_guide_files_run_as_documented(tmp_path: Path) -> None:
     assert re.fullmatch(r"round trip: \d+\.\d ms", lines[3])
     assert sync_client.returncode == 0, sync_client.stderr
     assert sync_client.stdout == "b'hi'\n2 calls\n"
+
+
+def test_generated_names_in_the_guide_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "kv.idl").write_text(guide_files()["kv.idl"])
+    assert rpcgen([str(tmp_path / "kv.idl"), "-o", str(tmp_path)]) == 0
+    spec = importlib.util.spec_from_file_location("guide_kv", tmp_path / "kv.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    section = GUIDE.read_text().split("## Generating code", 1)[1].split("\n## ", 1)[0]
+    names = re.findall(r"^\| `(\w+)` +\|", section, re.M)
+    assert len(names) == 6
+    for name in names:
+        assert hasattr(module, name), name
