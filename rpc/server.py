@@ -173,6 +173,8 @@ class Server:
         reply and see a deadline or ``PeerUnreachable``); replies still unacknowledged then
         are abandoned.
         """
+        if self._stopped.is_set():
+            return
         self._shutting_down = True
         self._check_drained()
         with trio.move_on_after(grace):
@@ -306,8 +308,8 @@ class Server:
             return None
 
     def _on_reply_sent(self, addr: Address, message_id: int) -> None:
-        if self._shutting_down:  # shutdown waits until these replies are acknowledged
-            self._unacked_replies.add((addr, message_id))
+        # A graceful shutdown waits until every reply is acknowledged (or its peer is gone).
+        self._unacked_replies.add((addr, message_id))
 
     def _resend(self, key: SessionKey, call_no: int, reply: bytes) -> None:
         message_id = self._send(key[0], reply)
