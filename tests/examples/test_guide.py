@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.util
 import re
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from codegen.cli import main as rpcgen
+from rpc.config import TransportConfig
 from tests.examples.harness import ROOT, RUN_TIMEOUT, STOP_TIMEOUT
 from tests.examples.test_readme import free_udp_port
 
@@ -89,3 +91,16 @@ def test_generated_names_in_the_guide_exist(
     assert len(names) == 6
     for name in names:
         assert hasattr(module, name), name
+
+
+def test_configuration_table_names_real_fields() -> None:
+    section = GUIDE.read_text().split("## Configuration and tuning", 1)[1].split("\n## ", 1)[0]
+    first_columns = re.findall(r"^\| ([^|]+) \|", section, re.M)[2:]  # skip header, rule
+    names = [n for column in first_columns for n in re.findall(r"`(\w+)`", column)]
+    assert len(names) >= 15
+    fields = {f.name for f in dataclasses.fields(TransportConfig)}
+    assert set(names) <= fields
+    snippet = re.findall(r"```python\n(from rpc.config .*?)```", section, re.S)
+    namespace: dict[str, object] = {}
+    exec(snippet[0], namespace)  # the example configuration is valid
+    assert namespace["LOOPBACK"] == TransportConfig(max_datagram_size=65507, peer_timeout=5.0)
