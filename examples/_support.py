@@ -78,9 +78,12 @@ async def serve(
         print(f"{name} server stopped", flush=True)
 
 
-def run(main: Callable[..., Awaitable[int | None]], *args: object) -> int:
-    """``trio.run(main, *args)`` as an exit status; Ctrl-C (or SIGINT) ends the program cleanly."""
+def run(main: Callable[..., Awaitable[int | None]], *args: object, interrupted: int = 0) -> int:
+    """``trio.run(main, *args)`` as an exit status; Ctrl-C ends the program with ``interrupted``.
+
+    Servers stop normally on Ctrl-C (status 0); a run that had work to finish passes 130.
+    """
     try:
         return trio.run(main, *args) or 0
     except KeyboardInterrupt:
-        return 0
+        return interrupted

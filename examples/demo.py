@@ -38,6 +38,8 @@ SEQUENTIAL_FRACTION = 0.2
 CALL_TIMEOUT = 10.0
 #: The whole demo's bound; it normally takes a few seconds.
 DEMO_TIMEOUT = 50.0
+#: Exit status of an interrupted demo (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 #: One call in this many is a non-idempotent ``record`` (at-most-once shows in its counts).
 RECORD_EVERY = 4
 
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     print("stubs: rpcgen examples/calculator/calculator.idl -o examples/calculator/generated")
-    return run(demo, 200 if args.quick else args.calls, args.seed)
+    return run(demo, 200 if args.quick else args.calls, args.seed, interrupted=INTERRUPTED)
 
 
 if __name__ == "__main__":
