@@ -14,8 +14,9 @@ from rpc._blocking import BlockingDriver, bind_udp_socket
 from rpc._io import Address
 from rpc._trio import DatagramSocket, TrioDriver, open_udp_socket
 from rpc.chaos_proxy import ChaosProxy
+from rpc.config import TransportConfig
 from rpc.endpoint import Endpoint
-from rpc.events import MessageAcked, MessageReceived, TransportEvent
+from rpc.events import MessageAcked, MessageReceived, PeerUnreachable, TransportEvent
 from rpc.testing import LinkFaults, SimNetwork
 
 
@@ -161,3 +162,30 @@ async def test_trio_driver_through_the_chaos_proxy() -> None:
     for direction in (stats.to_server, stats.to_client):
         assert direction.dropped_loss > 0
         assert direction.corrupted > 0
+
+
+async def test_the_driver_timer_reports_an_unreachable_peer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(seed=4)
+    client_sock, server_sock = net.socket(), net.socket()
+    net.partition(client_sock.getsockname(), server_sock.getsockname())
+    seen: list[TransportEvent] = []
+    config = TransportConfig(peer_timeout=5.0)
+    driver: TrioDriver[TransportEvent] = TrioDriver(
+        Endpoint(config, accept_new_peers=False), client_sock, seen.append
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        start = trio.current_time()
+        message_id = driver.send_message(server_sock.getsockname(), b"hello?")
+        with trio.fail_after(60):
+            while not any(isinstance(e, PeerUnreachable) for e in seen):
+                await trio.sleep(0.5)
+        waited = trio.current_time() - start
+        await driver.aclose()
+    (event,) = [e for e in seen if isinstance(e, PeerUnreachable)]
+    assert event.pending_message_ids == (message_id,)
+    assert 5.0 <= waited <= 6.0  # reported by a timer firing, about when it was due
+    assert driver.statistics().timer_fires >= 3  # the retransmissions were timer-driven too
+    assert net.statistics().dropped_partition == driver.statistics().datagrams_sent
