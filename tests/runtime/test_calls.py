@@ -327,3 +327,17 @@ async def test_handler_can_cancel_its_own_call_and_a_stale_context_is_harmless(
         assert await lab.whoami(timeout=2.0) == "second"
     assert not contexts[1].cancelled
     assert rpc.current_call() is None
+
+
+@pytest.mark.realnet
+async def test_serve_reports_the_bound_address_and_address_needs_a_socket() -> None:
+    server = rpc.Server([LabImpl()], port=0)
+    with pytest.raises(rpc.RpcError):
+        _ = server.address
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(server.serve)
+        assert address == server.address
+        assert address[0] == "127.0.0.1"
+        assert address[1] > 0
+        await server.shutdown(grace=0.1)
+    await server.shutdown(grace=10.0)  # already stopped: returns at once
