@@ -9,7 +9,11 @@ import pytest
 
 from drivers.fake_endpoint import FakeEndpoint, FakeEvent
 from rpc._blocking import MAX_WAIT, BlockingDriver, _milliseconds, bind_udp_socket
+from rpc._io import local_address
+from rpc.config import TransportConfig
+from rpc.endpoint import Endpoint
 from rpc.errors import ClientClosed
+from rpc.events import PeerUnreachable
 
 
 def make_driver(endpoint: FakeEndpoint | None = None) -> BlockingDriver[FakeEvent]:
@@ -111,3 +115,37 @@ def test_poll_timeouts_round_up_and_are_capped() -> None:
     assert _milliseconds(0.0001) == 1  # never wake before the timer
     assert _milliseconds(0.0021) == 3
     assert _milliseconds(math.inf) == _milliseconds(10 * MAX_WAIT) == MAX_WAIT * 1000
+
+
+def test_timers_drive_retransmission_until_the_peer_is_declared_unreachable() -> None:
+    clock = StepClock()
+    start = clock.now
+    endpoint = Endpoint(TransportConfig(peer_timeout=2.0), accept_new_peers=False)
+    driver = BlockingDriver(endpoint, bind_udp_socket(), clock=clock)
+    silent = bind_udp_socket()  # bound, never answers: what a hung server looks like
+    try:
+        message_id = driver.send_message(local_address(silent), b"hello?")
+        unreachable: list[PeerUnreachable] = []
+        for _ in range(1000):  # time is moved by hand to each timer: no real waiting
+            timer = endpoint.get_timer()
+            assert timer is not None
+            clock.now = max(clock.now, timer)
+            driver.poll(clock.now)
+            unreachable += [e for e in driver.events() if isinstance(e, PeerUnreachable)]
+            if unreachable:
+                break
+        assert [e.pending_message_ids for e in unreachable] == [(message_id,)]
+        assert 2.0 <= clock.now - start <= 3.0
+        sent = driver.statistics().datagrams_sent
+        assert sent >= 2  # the first try and at least one timer-driven retransmission
+        arrived = 0
+        while True:
+            try:
+                silent.recvfrom(65536)
+            except BlockingIOError:
+                break
+            arrived += 1
+        assert arrived == sent
+    finally:
+        driver.close()
+        silent.close()
