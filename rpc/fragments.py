@@ -63,6 +63,9 @@ class _Partial:
 #: bytes each) stays within a few times the bytes it reserved (acceptance scenario 12).
 MIN_FRAGMENT = 128
 
+#: Completed-id sets at least this large are pruned when the sender's floor advances.
+PRUNE_AT = 32
+
 #: Results of :meth:`Reassembler.add` other than a completed payload.
 INCOMPLETE = 0  # stored; more fragments needed
 DUPLICATE = 1  # message already delivered (or fragment already held): acknowledge, deliver nothing
@@ -111,7 +114,8 @@ class Reassembler:
         if floor <= self.floor:
             return
         self.floor = floor
-        if len(self.completed) > 32:  # amortised: most ids fall below the floor quickly
+        # Amortised: most ids fall below the floor quickly, so small sets are left alone.
+        if len(self.completed) >= min(PRUNE_AT, self.max_completed):
             self.completed = {mid for mid in self.completed if mid >= floor}
         stale = [mid for mid in self.partials if mid < floor] if self.partials else ()
         for mid in stale:

@@ -128,3 +128,17 @@ def test_a_flood_of_first_fragments_is_bounded_and_not_acknowledged() -> None:
     client.send_message(SERVER, b"still here", now=0.0)
     transfer(client, CLIENT, server, now=0.0)
     assert drain(server) == [MessageReceived(CLIENT, b"still here", 1)]
+
+
+def test_completed_ids_stay_bounded_as_the_floor_advances() -> None:
+    r = Reassembler(ReassemblyBudget(KiB), KiB, 4, KiB, max_completed=4, timeout=30.0)
+    for message_id in range(1, 50):
+        r.advance_floor(message_id)  # the sender's floor: everything below is finished
+        assert r.add(message_id, 1, 0, b"m", False, 0.0) == b"m"
+        assert len(r.completed) <= 4
+    # Without floor progress the table fills, and only the oldest outstanding id gets in.
+    stuck = Reassembler(ReassemblyBudget(KiB), KiB, 4, KiB, max_completed=4, timeout=30.0)
+    for message_id in (10, 11, 12, 13):
+        assert stuck.add(message_id, 1, 0, b"m", False, 0.0) == b"m"
+    assert stuck.add(14, 1, 0, b"m", False, 0.0) == REFUSED
+    assert stuck.add(9, 1, 0, b"m", False, 0.0) == b"m"  # below every remembered id
