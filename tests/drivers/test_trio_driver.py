@@ -13,14 +13,31 @@ from rpc._trio import TrioDriver, TrioUdpSocket, open_udp_socket
 from rpc.errors import ClientClosed
 from rpc.testing import SimNetwork, SimSocket
 
-Pair = tuple[TrioDriver[FakeEvent], TrioDriver[FakeEvent], list[FakeEvent], list[FakeEvent]]
+
+class Seen(list[FakeEvent]):
+    """The events a driver delivered, with a way to wait for more (no polling)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._more = trio.Event()
+
+    def __call__(self, event: FakeEvent) -> None:
+        self.append(event)
+        self._more.set()
+        self._more = trio.Event()
+
+    async def until(self, count: int) -> None:
+        while len(self) < count:
+            await self._more.wait()
+
+
+Pair = tuple[TrioDriver[FakeEvent], TrioDriver[FakeEvent], Seen, Seen]
 
 
 def make_pair(sock_a: SimSocket | TrioUdpSocket, sock_b: SimSocket | TrioUdpSocket) -> Pair:
-    seen_a: list[FakeEvent] = []
-    seen_b: list[FakeEvent] = []
-    a = TrioDriver(FakeEndpoint(), sock_a, seen_a.append)
-    b = TrioDriver(FakeEndpoint(), sock_b, seen_b.append)
+    seen_a, seen_b = Seen(), Seen()
+    a = TrioDriver(FakeEndpoint(), sock_a, seen_a)
+    b = TrioDriver(FakeEndpoint(), sock_b, seen_b)
     return a, b, seen_a, seen_b
 
 
@@ -161,8 +178,7 @@ async def test_real_udp_round_trips() -> None:
             await nursery.start(b.run)
             for i in range(100):
                 a.send_message(b.address, i.to_bytes(2, "big"))
-                while len(seen_a) <= i:  # one at a time: loopback must not overflow
-                    await trio.sleep(0.001)
+                await seen_a.until(i + 1)  # one at a time: each ack before the next message
             await a.aclose()
             await b.aclose()
     assert [int.from_bytes(e.data, "big") for e in seen_b] == list(range(100))
@@ -177,8 +193,7 @@ async def test_real_udp_burst_of_fragments_is_read_in_batches() -> None:
             for _ in range(50):  # fragment-sized, sent before b's reader runs: they pile up
                 a.send_message(b.address, bytes(1000))
             await nursery.start(b.run)
-            while len(seen_a) < 50:
-                await trio.sleep(0.001)
+            await seen_a.until(50)
             await a.aclose()
             await b.aclose()
     endpoint = b.endpoint

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from rpc._trio import TrioUdpSocket, open_udp_socket
 from rpc.chaos_proxy import ChaosProxy, ProxyStatistics, faults_from_args, main
@@ -20,14 +21,21 @@ async def echo(sock: TrioUdpSocket, seen: list[bytes]) -> None:
 
 
 async def exchange(
-    proxy: ChaosProxy, client: TrioUdpSocket, server_seen: list[bytes]
+    proxy: ChaosProxy, client: TrioUdpSocket, server_seen: list[bytes], expected: int = 0
 ) -> list[bytes]:
-    """Send COUNT datagrams through the proxy; return the echoes once everything has settled."""
+    """Send COUNT datagrams through the proxy; return the echoes once everything has settled.
+
+    Settled means every task is blocked with nothing left to read (loopback delivers during
+    ``sendto``), after at least ``expected`` echoes came back (delayed ones take real time).
+    """
     got: list[bytes] = []
+    enough = trio.Event()
 
     async def collect() -> None:
         while True:
             got.append((await client.recvfrom(65536))[0])
+            if len(got) >= expected:
+                enough.set()
 
     def settled(stats: ProxyStatistics) -> bool:
         return (
@@ -39,12 +47,12 @@ async def exchange(
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(collect)
-            for i in range(COUNT):
+            for i in range(COUNT):  # 300 small datagrams fit the 4 MiB socket buffers
                 await client.sendto(i.to_bytes(4, "big") + bytes(60), proxy.address)
-                if i % 20 == 0:
-                    await trio.sleep(0.001)  # pace the burst: loopback buffers are finite
-            while not settled(proxy.statistics()):
-                await trio.sleep(0.005)
+            if expected:
+                await enough.wait()
+            await trio.testing.wait_all_tasks_blocked()
+            assert settled(proxy.statistics()), proxy.statistics()
             nursery.cancel_scope.cancel()
     return got
 
@@ -81,7 +89,7 @@ async def test_clean_proxy_forwards_everything_and_delays() -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(echo, server, server_seen)
         async with ChaosProxy(server.getsockname(), LinkFaults(delay=0.002), seed=1) as proxy:
-            got = await exchange(proxy, client, server_seen)
+            got = await exchange(proxy, client, server_seen, expected=COUNT)
             stats = proxy.statistics()
         nursery.cancel_scope.cancel()
     server.close()
@@ -99,9 +107,7 @@ async def test_client_table_is_bounded() -> None:
     async with ChaosProxy(server.getsockname(), max_clients=3) as proxy:
         for client in clients:
             await client.sendto(b"hello", proxy.address)
-        with trio.fail_after(5):
-            while proxy.statistics().to_server.sent < 5:
-                await trio.sleep(0.001)
+        await trio.testing.wait_all_tasks_blocked()
         stats = proxy.statistics()
     assert (stats.clients, stats.clients_evicted) == (3, 2)
     for sock in (server, *clients):
