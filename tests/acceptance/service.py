@@ -20,6 +20,8 @@ from typing import Any
 
 import trio
 
+import rpc
+
 IDL = Path(__file__).with_name("chaos.idl")
 MODULE_NAME = "chaos_generated"
 
@@ -79,12 +81,19 @@ def _impl_class(module: ModuleType) -> type:
 
         def __init__(self) -> None:
             self.executions: collections.Counter[int] = collections.Counter()
+            #: Executions of ``apply`` by (caller address, call id).
+            self.by_caller: collections.Counter[tuple[tuple[str, int], int]] = (
+                collections.Counter()
+            )
             self.started: collections.Counter[int] = collections.Counter()
             self.any_started = trio.Event()
             self.generated = 0
 
         async def apply(self, id: int, data: bytes) -> Any:
             self.executions[id] += 1
+            call = rpc.current_call()
+            assert call is not None
+            self.by_caller[call.peer, id] += 1
             return module.Echo(id=id, sha256=sha256(data), data=data)
 
         async def slow(self, id: int, seconds: float) -> int:
