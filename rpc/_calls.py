@@ -131,25 +131,41 @@ class CallTable:
         self._next_call_no = call_no + 1
         return call_no
 
-    def build_call(
-        self,
-        service: ServiceSpec,
-        method: MethodSpec[Any],
-        args: tuple[object, ...],
-        timeout: float | None,
-    ) -> tuple[PendingCall, bytes]:
-        """Validate and encode a call now (marshal by value) and register it as outstanding.
+    def encode_args(
+        self, service: ServiceSpec, method: MethodSpec[Any], args: tuple[object, ...]
+    ) -> object:
+        """Validate and encode the arguments now (marshal by value).
 
         Raises ``InvalidArgument`` (not delivered) naming the method, argument and problem.
         """
         if self.closed:
             raise ClientClosed("the client is closed")
         try:
-            wire_args = method.encode_args(args)
+            return method.encode_args(args)
         except ValidationError as exc:
             raise InvalidArgument(
                 f"{service.name}.{exc}", outcome=CallOutcome.NOT_DELIVERED
             ) from None
+
+    def needs_handshake(self, method: MethodSpec[Any]) -> bool:
+        """True when a ping must first learn the server's epoch (see ``docs/rpc-layer.md``).
+
+        A cached call sent before the client knows which server instance it talks to could be
+        run by that instance and again by a successor that receives a retransmission; with
+        the epoch in the envelope the successor refuses it.
+        """
+        return not method.idempotent and self.server_epoch == callproto.EPOCH_UNKNOWN
+
+    def build_call(
+        self,
+        service: ServiceSpec,
+        method: MethodSpec[Any],
+        wire_args: object,
+        timeout: float | None,
+    ) -> tuple[PendingCall, bytes]:
+        """Number a call, build its envelope and register it as outstanding."""
+        if self.closed:
+            raise ClientClosed("the client is closed")
         call_no = self._next_call_no
         self._next_call_no = call_no + 1
         flags = 0

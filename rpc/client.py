@@ -79,10 +79,17 @@ class Client:
         timeout: float | None = None,
     ) -> R:
         """Make one call (used by generated clients); see ``rpc.AsyncCaller``."""
-        self._table.started += 1
+        table = self._table
+        table.started += 1
         try:
-            pending, payload = self._table.build_call(service, method, args, timeout)
-            reply = await self._round_trip(pending, payload, timeout)
+            wire_args = table.encode_args(service, method, args)
+            deadline = None if timeout is None else trio.current_time() + timeout
+            if table.needs_handshake(method):
+                await self._handshake(deadline)
+                if deadline is not None:
+                    timeout = deadline - trio.current_time()
+            pending, payload = table.build_call(service, method, wire_args, timeout)
+            reply = await self._round_trip(pending, payload, deadline, timeout)
             # A oneway call's result is the transport's ack: nothing to decode.
             result: R = (
                 None  # type: ignore[assignment]  # oneway methods are void
@@ -99,13 +106,22 @@ class Client:
         """Call the server's null procedure; returns the round-trip time in seconds."""
         start = trio.current_time()
         pending, payload = self._table.build_ping()
-        await self._round_trip(pending, payload, timeout)
+        deadline = None if timeout is None else start + timeout
+        await self._round_trip(pending, payload, deadline, timeout)
         return trio.current_time() - start
 
+    async def _handshake(self, deadline: float | None) -> None:
+        """Ping to learn the server's epoch before the first cached call."""
+        pending, payload = self._table.build_ping()
+        try:
+            await self._round_trip(pending, payload, deadline, None)
+        except RpcError as exc:
+            exc.outcome = CallOutcome.NOT_DELIVERED  # the call itself was never sent
+            raise
+
     async def _round_trip(
-        self, pending: PendingCall, payload: bytes, timeout: float | None
+        self, pending: PendingCall, payload: bytes, deadline: float | None, timeout: float | None
     ) -> tuple[callproto.Status, object] | None:
-        deadline = trio.current_time() + timeout if timeout is not None else None
         reply: Any = None
         try:
             await self._send(pending, payload, deadline)

@@ -89,10 +89,17 @@ class SyncClient:
     ) -> R:
         """Make one call (used by generated sync clients); see ``rpc.SyncCaller``."""
         with self._lock:
-            self._table.started += 1
+            table = self._table
+            table.started += 1
             try:
-                pending, payload = self._table.build_call(service, method, args, timeout)
-                reply = self._round_trip(pending, payload, timeout)
+                wire_args = table.encode_args(service, method, args)
+                deadline = None if timeout is None else time.monotonic() + timeout
+                if table.needs_handshake(method):
+                    self._handshake(deadline)
+                    if deadline is not None:
+                        timeout = deadline - time.monotonic()
+                pending, payload = table.build_call(service, method, wire_args, timeout)
+                reply = self._round_trip(pending, payload, deadline, timeout)
                 # A oneway call's result is the transport's ack: nothing to decode.
                 result: Any = None if reply is None else result_of_reply(service, method, *reply)
             except RpcError as exc:
@@ -106,13 +113,22 @@ class SyncClient:
         with self._lock:
             start = time.monotonic()
             pending, payload = self._table.build_ping()
-            self._round_trip(pending, payload, timeout)
+            deadline = None if timeout is None else start + timeout
+            self._round_trip(pending, payload, deadline, timeout)
             return time.monotonic() - start
 
+    def _handshake(self, deadline: float | None) -> None:
+        """Ping to learn the server's epoch before the first cached call."""
+        pending, payload = self._table.build_ping()
+        try:
+            self._round_trip(pending, payload, deadline, None)
+        except RpcError as exc:
+            exc.outcome = CallOutcome.NOT_DELIVERED  # the call itself was never sent
+            raise
+
     def _round_trip(
-        self, pending: PendingCall, payload: bytes, timeout: float | None
+        self, pending: PendingCall, payload: bytes, deadline: float | None, timeout: float | None
     ) -> tuple[callproto.Status, object] | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             self._send(pending, payload, deadline)
             while pending.result is None:

@@ -54,7 +54,7 @@ async def test_replayed_call_message_gets_the_cached_reply(
     async with sim_lab(impl) as (_, server, client):
         assert await LabClient(client).bump("k") == 1  # learns the server epoch
         table = client._table
-        pending, payload = table.build_call(LAB_V2, BUMP, ("k",), None)
+        pending, payload = table.build_call(LAB_V2, BUMP, BUMP.encode_args(("k",)), None)
         for _ in range(3):
             table.sent(pending, client._driver.send_message(SERVER_ADDR, payload))
             await trio.sleep(0.05)

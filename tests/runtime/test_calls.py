@@ -35,8 +35,9 @@ async def test_deadline_budget_travels_with_the_call(
 ) -> None:
     async with sim_lab() as (_, _, client):
         lab = LabClient(client)
-        assert await lab.whoami(timeout=5.0) == "Lab v2 whoami #1 5.0"
-        assert await lab.whoami() == "Lab v2 whoami #2 none"
+        # Call #1 is the ping that learns the server's epoch before the first cached call.
+        assert await lab.whoami(timeout=5.0) == "Lab v2 whoami #2 5.0"
+        assert await lab.whoami() == "Lab v2 whoami #3 none"
 
 
 async def test_cancelling_the_caller_cancels_the_handler(
@@ -341,3 +342,24 @@ async def test_serve_reports_the_bound_address_and_address_needs_a_socket() -> N
         assert address[1] > 0
         await server.shutdown(grace=0.1)
     await server.shutdown(grace=10.0)  # already stopped: returns at once
+
+
+async def test_first_cached_call_learns_the_server_epoch_with_one_ping(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with sim_lab() as (_, server, client):
+        lab = LabClient(client)
+        assert await lab.bump("k") == 1
+        assert await lab.bump("k") == 2
+        assert server.statistics().pings == 1
+        assert client._table.server_epoch == server.epoch
+
+
+async def test_any_reply_teaches_the_epoch_so_no_ping_is_needed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with sim_lab() as (_, server, client):
+        lab = LabClient(client)
+        await lab.sleep(0.0)  # idempotent: sent without a handshake; its reply has the epoch
+        assert await lab.bump("k") == 1
+        assert server.statistics().pings == 0

@@ -119,18 +119,28 @@ async def test_calls_after_close_raise_client_closed(
     assert info.value.outcome is CallOutcome.NOT_DELIVERED
 
 
-async def test_unreachable_server_gives_peer_unreachable_with_unknown_outcome(
+async def test_unreachable_server_fails_the_handshake_so_the_call_was_not_delivered(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    # Nothing came back, but the CALL was sent: a server behind a one-way partition would
-    # have run it, so "not delivered" (safe to retry) cannot be promised.
+    # A cached call first pings for the server's epoch; with no answer the CALL is never sent.
     net = SimNetwork(3)
     async with rpc.connect("10.9.9.9", 9, socket=net.socket()) as client:
         with pytest.raises(rpc.PeerUnreachable) as info:
             await LabClient(client).divide(1, 1)
         stats = client.statistics()
-    assert info.value.outcome is CallOutcome.UNKNOWN
+    assert info.value.outcome is CallOutcome.NOT_DELIVERED
     assert stats.calls_failed == {"PeerUnreachable": 1}
+
+
+async def test_unreachable_server_after_sending_gives_unknown_outcome(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # An idempotent call needs no handshake: it is sent, and nothing comes back.
+    net = SimNetwork(4)
+    async with rpc.connect("10.9.9.9", 9, socket=net.socket()) as client:
+        with pytest.raises(rpc.PeerUnreachable) as info:
+            await LabClient(client).sleep(0.1)
+    assert info.value.outcome is CallOutcome.UNKNOWN
 
 
 async def test_one_way_partition_runs_the_call_and_says_outcome_unknown(

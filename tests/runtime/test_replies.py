@@ -12,6 +12,7 @@ from rpc.events import MessageAcked
 from tests.runtime.lab_service import LAB_V2, DivideByZero
 
 DIVIDE = LAB_V2.methods[7]
+ARGS = DIVIDE.encode_args((1, 1))
 
 
 @pytest.mark.parametrize(
@@ -56,18 +57,28 @@ def test_ok_reply_decodes_the_result() -> None:
     assert result_of_reply(LAB_V2, DIVIDE, Status.OK, 2.5) == 2.5
 
 
+def test_handshake_is_needed_only_for_cached_calls_until_the_epoch_is_known() -> None:
+    table = CallTable()
+    sleep = LAB_V2.methods[9]
+    assert sleep.idempotent
+    assert not table.needs_handshake(sleep)
+    assert table.needs_handshake(DIVIDE)
+    table.server_epoch = 77
+    assert not table.needs_handshake(DIVIDE)
+
+
 def test_floor_is_the_oldest_undelivered_cached_call() -> None:
     table = CallTable()
-    first, _ = table.build_call(LAB_V2, DIVIDE, (1, 1), None)
-    second, _ = table.build_call(LAB_V2, DIVIDE, (1, 1), None)
+    first, _ = table.build_call(LAB_V2, DIVIDE, ARGS, None)
+    second, _ = table.build_call(LAB_V2, DIVIDE, ARGS, None)
     table.sent(first, 10)
     table.sent(second, 11)
-    third_payload = table.build_call(LAB_V2, DIVIDE, (1, 1), None)[1]
+    third_payload = table.build_call(LAB_V2, DIVIDE, ARGS, None)[1]
     assert rpc.callproto.decode_call_untrusted(
         rpc.callproto.unpack_untrusted(third_payload)
     ).floor == 1
     table.handle_event(MessageAcked(("h", 1), 10))
-    fourth_payload = table.build_call(LAB_V2, DIVIDE, (1, 1), None)[1]
+    fourth_payload = table.build_call(LAB_V2, DIVIDE, ARGS, None)[1]
     assert rpc.callproto.decode_call_untrusted(
         rpc.callproto.unpack_untrusted(fourth_payload)
     ).floor == 2
