@@ -312,7 +312,7 @@ class Peer:
         if recovery.loss_time is not None:
             if recovery.loss_time <= now:
                 self._requeue_lost(recovery.detect_lost(now))
-        elif recovery.sent and recovery.last_eliciting_time + recovery.pto_duration() <= now:
+        elif recovery.sent and recovery.last_eliciting_time + recovery.pto_interval <= now:
             self._on_probe_timeout()
         reassembly = self.reassembler.next_timeout()
         if reassembly is not None and reassembly <= now:
@@ -320,7 +320,7 @@ class Peer:
 
     def _on_probe_timeout(self) -> None:
         """RFC 9002 §6.2.4: back off, and resend the oldest data in flight as probes."""
-        self.recovery.pto_count += 1
+        self.recovery.back_off()
         self.probes.clear()
         chosen: set[tuple[int, int]] = set()
         # Several packets in flight may carry the same fragment (earlier probes): pick distinct.
@@ -409,7 +409,8 @@ class Peer:
 
     def _ack_due(self, now: float) -> bool:
         acks = self.acks
-        return acks.ack_owed and acks.ack_deadline is not None and acks.ack_deadline <= now
+        deadline = acks.ack_deadline
+        return acks.eliciting_unacked > 0 and deadline is not None and deadline <= now
 
     def _send(
         self,
@@ -425,7 +426,7 @@ class Peer:
         c = self.counters
         flags = 0
         ack = b""
-        if acks.ack_owed:
+        if acks.eliciting_unacked:  # an ACK is owed: it rides on whatever we send
             ranges = acks.ranges
             if not self.validated:
                 # One range (50 bytes) stays within 3x the smallest datagram that elicits it
@@ -439,7 +440,7 @@ class Peer:
         data_head = b""
         fragment = b""
         if msg is not None:
-            fragment = msg.fragment(offset)
+            fragment = msg.payload[offset : offset + msg.fragment_size]
             floor = next(iter(self.outstanding))
             data_head = encode_data_head(msg.message_id, floor, len(msg.payload), offset)
             flags |= FLAG_DATA | msg.flags

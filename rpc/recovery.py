@@ -54,6 +54,7 @@ class LossRecovery:
         "max_window",
         "min_pto",
         "pto_count",
+        "pto_interval",
         "recovery_start",
         "rtt",
         "sent",
@@ -87,6 +88,8 @@ class LossRecovery:
         self.congestion_window = initial_window
         self.ssthresh = float("inf")
         self.recovery_start = float("-inf")
+        self.pto_interval = 0.0
+        self._update_pto()
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -142,6 +145,7 @@ class LossRecovery:
         if newest.packet_number > self.largest_acked:
             self.largest_acked = newest.packet_number
         self.pto_count = 0  # RFC 9002 §6.2.1: an acknowledgement resets the backoff
+        self._update_pto()
         for packet in acked:
             self._on_acked_cc(packet)
         if sent and next(iter(sent)) < self.largest_acked:
@@ -210,8 +214,17 @@ class LossRecovery:
 
     def pto_duration(self) -> float:
         """The current probe timeout, backed off exponentially and capped (RFC 9002 §6.2.1)."""
+        return self.pto_interval
+
+    def _update_pto(self) -> None:
+        # Cached: the timer is read after every input, the inputs change it far less often.
         base = self.rtt.pto_base(self.max_ack_delay, self.min_pto)
-        return min(base * (1 << min(self.pto_count, 30)), self.max_pto)
+        self.pto_interval = min(base * (1 << min(self.pto_count, 30)), self.max_pto)
+
+    def back_off(self) -> None:
+        """A probe timeout fired: double the next one (RFC 9002 §6.2.1)."""
+        self.pto_count += 1
+        self._update_pto()
 
     def timer(self) -> float | None:
         """The earliest of the loss timer and the probe timer, or None."""
@@ -219,7 +232,7 @@ class LossRecovery:
             return self.loss_time
         if not self.sent:
             return None
-        return self.last_eliciting_time + self.pto_duration()
+        return self.last_eliciting_time + self.pto_interval
 
     def oldest_in_flight(self, count: int) -> list[SentPacket]:
         """Up to ``count`` of the oldest tracked packets (what a probe retransmits)."""
@@ -237,6 +250,7 @@ class LossRecovery:
         self.bytes_in_flight = 0
         self.loss_time = None
         self.pto_count = 0
+        self._update_pto()
         return packets
 
 
