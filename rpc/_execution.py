@@ -160,7 +160,8 @@ class Executor:
                 self._failed["DEADLINE" if scope.deadline <= now else "CANCELLED"] += 1
                 self._finish(call, None)
             elif returned:
-                scope.deadline = math.inf
+                if call.deadline is not None:  # setting a deadline is not free: only if armed
+                    scope.deadline = math.inf
                 self._count(status)
                 # A oneway call is executed at most once, and nobody waits for a result.
                 self._finish(call, None if message.flags & callproto.FLAG_ONEWAY else reply)
