@@ -33,6 +33,7 @@ from rpc.config import TransportConfig
 from rpc.endpoint import Endpoint
 from rpc.errors import InvalidArgument, ProtocolError, RpcError, SendBufferFull
 from rpc.reply_cache import Admission, ReplyCache, ReplyCacheStatistics, SessionKey
+from rpc.schema import ValidationError
 from rpc.service import Handler
 from rpc.stats import EndpointStatistics
 
@@ -259,7 +260,7 @@ class Server:
         if refusal is None:
             try:
                 args = plan.method.decode_args(call.args)
-            except Exception as exc:  # ValidationError; handler never sees bad values
+            except ValidationError as exc:  # the handler never sees bad values
                 refusal = Status.INVALID_ARGUMENT, f"{plan.service.name}.{exc}"
         if refusal is not None:
             reply = self._refuse(addr, call.call_no, *refusal)
