@@ -118,3 +118,20 @@ def test_random_arrays_raise_only_protocol_error(kind: int, rest: list[object]) 
         return  # msgpack cannot even encode it, so no peer can send it
     with contextlib.suppress(ProtocolError):  # anything else fails the test
         _decode_any(data)
+
+
+@given(st.integers(1, 14), _msgpack_values)
+def test_hostile_arguments_raise_only_validation_error(method_number: int, wire: object) -> None:
+    """What the server does with a CALL's args: anything odd is a ValidationError."""
+    from rpc.schema import ValidationError
+    from tests.runtime.lab_service import LAB_V2
+
+    method = LAB_V2.method(method_number)
+    assert method is not None
+    try:
+        data = msgpack.packb({1: wire, 2: wire, 3: wire, 4: wire})
+    except (OverflowError, ValueError):
+        return
+    args = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    with contextlib.suppress(ValidationError):
+        method.decode_args(args)
