@@ -134,7 +134,10 @@ _M_Calculator_v1_record = rpc.MethodSpec[int](
     throws=(),
     oneway=False,
     idempotent=False,
-    doc="Record a step in the server's history and return how many steps it holds.",
+    doc=(
+        "Record a step in the server's history; return how many steps were recorded since the "
+        "last reset."
+    ),
     python_name="record",
 )
 _M_Calculator_v1_history = rpc.MethodSpec[list[Step]](
@@ -230,7 +233,9 @@ class CalculatorClient:
         )
 
     async def record(self, step: Step, *, timeout: float | None = None) -> int:
-        """Record a step in the server's history and return how many steps it holds."""
+        """Record a step in the server's history; return how many steps were recorded since the
+        last reset.
+        """
         return await self._caller.call(
             CALCULATOR_V1,
             _M_Calculator_v1_record,
@@ -284,7 +289,9 @@ class CalculatorSyncClient:
         return self._caller.call(CALCULATOR_V1, _M_Calculator_v1_divide, (a, b), timeout=timeout)
 
     def record(self, step: Step, *, timeout: float | None = None) -> int:
-        """Record a step in the server's history and return how many steps it holds."""
+        """Record a step in the server's history; return how many steps were recorded since the
+        last reset.
+        """
         return self._caller.call(CALCULATOR_V1, _M_Calculator_v1_record, (step,), timeout=timeout)
 
     def history(self, limit: int, *, timeout: float | None = None) -> list[Step]:
@@ -326,7 +333,9 @@ class CalculatorHandler(rpc.Handler):
 
     @abc.abstractmethod
     async def record(self, step: Step) -> int:
-        """Record a step in the server's history and return how many steps it holds."""
+        """Record a step in the server's history; return how many steps were recorded since the
+        last reset.
+        """
 
     @abc.abstractmethod
     async def history(self, limit: int) -> collections.abc.Sequence[Step]:
