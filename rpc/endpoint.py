@@ -14,7 +14,7 @@ from collections import deque
 
 from rpc.compression import Compressor
 from rpc.config import TransportConfig
-from rpc.errors import BadDatagram, MessageTooLarge, SendBufferFull
+from rpc.errors import BadDatagram, InvalidArgument, MessageTooLarge, SendBufferFull
 from rpc.events import (
     Address,
     PeerRestarted,
@@ -78,6 +78,8 @@ class Endpoint:
         epoch: int | None = None,
     ) -> None:
         self.config = config if config is not None else TransportConfig()
+        if epoch is not None and not 0 <= epoch < 2**64:
+            raise InvalidArgument("epoch must be an unsigned 64-bit integer")
         #: Random 64-bit identity of this endpoint instance (never 0: 0 means "unknown").
         self.epoch = epoch if epoch else secrets.randbits(64) or 1
         self._accept_new_peers = accept_new_peers
@@ -108,6 +110,8 @@ class Endpoint:
         :class:`SendCapacityAvailable`) and :class:`MessageTooLarge` above ``max_message_size``.
         """
         config = self.config
+        if type(payload) is not bytes:
+            payload = bytes(payload)  # fragments are sliced and checksummed as bytes
         if len(payload) > config.max_message_size:
             raise MessageTooLarge(f"message of {len(payload)} bytes exceeds max_message_size")
         peer = self._peers.get(addr)

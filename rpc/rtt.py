@@ -13,6 +13,8 @@ RTT_ALPHA = 0.125
 RTT_BETA = 0.25
 #: RFC 6298 §2.3: RTO = SRTT + max(G, K * RTTVAR) with K = 4.
 RTTVAR_FACTOR = 4
+#: RFC 9002 §6.1.2: kTimeThreshold.
+TIME_THRESHOLD = 9 / 8
 
 
 class RttEstimator:
@@ -56,6 +58,3 @@ class RttEstimator:
         """RFC 9002 §6.1.2: kTimeThreshold (9/8) * max(smoothed_rtt, latest_rtt), >= granularity."""
         return max(TIME_THRESHOLD * max(self.smoothed_rtt, self.latest_rtt), GRANULARITY)
 
-
-#: RFC 9002 §6.1.2: kTimeThreshold.
-TIME_THRESHOLD = 9 / 8

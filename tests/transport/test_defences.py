@@ -13,7 +13,7 @@ from rpc import wire
 from rpc.compression import Compressor
 from rpc.config import TransportConfig
 from rpc.endpoint import Endpoint
-from rpc.errors import BadDatagram
+from rpc.errors import BadDatagram, InvalidArgument
 from rpc.events import MessageReceived
 
 CONFIG = TransportConfig(initial_rtt=0.1, max_ack_delay=0.005)
@@ -125,3 +125,14 @@ def test_statistics_are_frozen_snapshots_that_survive_forgetting_a_peer() -> Non
     assert after.datagrams_received == 1  # totals keep what forgotten peers counted
     assert server.peer_statistics(CLIENT) is None
     assert client.peer_statistics(SERVER) is not None
+
+
+def test_bytes_like_inputs_are_accepted_and_bad_epochs_refused() -> None:
+    client = Endpoint(CONFIG, accept_new_peers=False, epoch=1)
+    server = Endpoint(CONFIG, accept_new_peers=True, epoch=2)
+    client.send_message(SERVER, bytearray(b"from a bytearray"), now=0.0)  # type: ignore[arg-type]
+    ((data, _),) = client.datagrams_to_send(now=0.0)
+    server.receive_datagram(memoryview(data), CLIENT, now=0.0)  # type: ignore[arg-type]
+    assert drain(server) == [MessageReceived(CLIENT, b"from a bytearray", 1)]
+    with pytest.raises(InvalidArgument):
+        Endpoint(accept_new_peers=True, epoch=2**64)

@@ -16,7 +16,9 @@ CONFIG = TransportConfig(initial_rtt=0.01)
 SIZES = [8, 100, 700, 1500, 4000]
 
 
-def run_traffic(net: Net, rng: random.Random, count: int, sizes: list[int]) -> dict[str, list]:
+def run_traffic(
+    net: Net, rng: random.Random, count: int, sizes: list[int]
+) -> dict[str, list[bytes]]:
     """Send ``count`` messages in random directions, then let the network settle."""
     net.client.send_message(SERVER, b"hello", now=net.now)  # the server learns the client
     expected: dict[str, list[bytes]] = {"server": [b"hello"], "client": []}
