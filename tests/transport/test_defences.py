@@ -136,3 +136,26 @@ def test_bytes_like_inputs_are_accepted_and_bad_epochs_refused() -> None:
     assert drain(server) == [MessageReceived(CLIENT, b"from a bytearray", 1)]
     with pytest.raises(InvalidArgument):
         Endpoint(accept_new_peers=True, epoch=2**64)
+
+
+def test_a_blocked_server_pings_to_get_its_client_validated() -> None:
+    client = Endpoint(CONFIG, accept_new_peers=False, epoch=1)
+    server = Endpoint(CONFIG, accept_new_peers=True, epoch=2)
+    client.send_message(SERVER, b"?", now=0.0)  # a 58-byte datagram: 174 bytes allowed back
+    transfer(client, CLIENT, server, now=0.0)
+    drain(client)
+    reply = random.Random(4).randbytes(5000)
+    server.send_message(CLIENT, reply, now=0.001)
+    (ping,) = server.datagrams_to_send(now=0.001)  # no fragment fits; a PING (+ ACK) does
+    decoded = wire.decode_datagram_untrusted(ping[0])
+    assert decoded.flags == wire.FLAG_PING | wire.FLAG_ACK
+    assert len(ping[0]) <= 3 * 58
+    # The client has nothing to send but must acknowledge the PING, echoing the server's epoch.
+    client.receive_datagram(ping[0], SERVER, now=0.002)
+    client.handle_timer(now=0.007)
+    transfer(client, CLIENT, server, now=0.007)
+    peer = server.peer_statistics(CLIENT)
+    assert peer is not None
+    assert peer.validated
+    assert len(transfer(server, SERVER, client, now=0.007)) == 5  # the whole reply, at once
+    assert [e.payload for e in drain(client) if isinstance(e, MessageReceived)] == [reply]
