@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
+import rpc
 from rpc.testing import LinkFaults, SimNetwork, TraceEvent, simulated_service
 from tests.acceptance.helpers import (
     REALNET_BOUND,
@@ -13,7 +14,7 @@ from tests.acceptance.helpers import (
     proxied_service,
     run_concurrently,
 )
-from tests.acceptance.service import Chaos
+from tests.acceptance.service import Chaos, payload
 
 LOSSY = LinkFaults(loss=0.3, burst_max=3)
 CALLS = 1_000
@@ -76,3 +77,34 @@ async def test_s02_realnet_calls_through_bursty_loss(chaos: Chaos) -> None:
     ledger.check_at_most_once(impl.executions)
     assert stats.to_server.dropped_loss > 0
     assert stats.to_client.dropped_loss > 0
+
+
+@pytest.mark.realnet
+async def test_s02_realnet_blocking_client_through_bursty_loss(chaos: Chaos) -> None:
+    """The generated blocking client (its own driver, no event loop) under the same loss."""
+    impl = chaos.impl()
+    calls = 100
+
+    def script(address: tuple[str, int]) -> tuple[list[int], int]:
+        returned = []
+        with rpc.SyncClient(*address) as conn:
+            client = chaos.sync_client(conn)
+            for i in range(calls):
+                data = payload(i, 600)
+                echo = client.apply(i, data, timeout=REALNET_BOUND / 2)
+                assert echo.data == data
+                returned.append(echo.id)
+            retransmissions = conn.statistics().transport.retransmissions
+        return returned, retransmissions
+
+    with trio.fail_after(REALNET_BOUND):
+        async with proxied_service([impl], to_server=LOSSY, to_client=LOSSY, seed=22) as (
+            _, proxy, _
+        ):
+            returned, retransmissions = await trio.to_thread.run_sync(script, proxy.address)
+            stats = proxy.statistics()
+    assert returned == list(range(calls))
+    assert impl.executions == dict.fromkeys(range(calls), 1)
+    assert stats.to_server.dropped_loss > 0
+    assert stats.to_client.dropped_loss > 0
+    assert retransmissions > 0
