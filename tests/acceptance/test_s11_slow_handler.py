@@ -30,5 +30,6 @@ async def test_s11_slow_handler_runs_once_and_replies(
             pto = sim.client._endpoint.peer_statistics(sim.address)
     assert sorted(answers) == list(range(5))
     assert impl.started == impl.executions == dict.fromkeys(range(5), 1)
+    assert sim.network.statistics().dropped_loss > 0  # and some datagrams were lost meanwhile
     assert pto is not None
     assert 100 * pto.pto < SLOW  # the handler outlasted a hundred probe timeouts
