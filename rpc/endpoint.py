@@ -85,6 +85,7 @@ class Endpoint:
         self._accept_new_peers = accept_new_peers
         self._peers: dict[Address, Peer] = {}
         self._events: deque[TransportEvent] = deque()
+        self._max_events = self.config.max_events
         self._dirty: dict[Address, None] = {}  # peers that may have something to send
         self._timers: list[tuple[float, int, Address]] = []  # heap; stale entries skipped
         self._scheduled: dict[Address, float] = {}  # each peer's current deadline
@@ -359,10 +360,10 @@ class Endpoint:
     # -- events and statistics ---------------------------------------------------------------
 
     def _emit(self, event: TransportEvent) -> None:
-        if len(self._events) >= self.config.max_events:
+        if len(self._events) >= self._max_events:
             self._counters.events_dropped += 1
             return
-        if isinstance(event, PeerUnreachable):
+        if type(event) is PeerUnreachable:
             self._counters.peers_unreachable += 1
         self._events.append(event)
 

@@ -142,9 +142,10 @@ class Reassembler:
         if len(fragment) < MIN_FRAGMENT and offset + len(fragment) != total:
             return MALFORMED  # one-byte fragments would cost ~300x their size in bookkeeping
         if offset == 0 and len(fragment) == total:  # a single-datagram message: no buffering
-            if not self._room_for(message_id):
+            if len(self.completed) >= self.max_completed and not self._room_for(message_id):
                 return REFUSED
-            return self._complete(message_id, bytes(fragment))
+            self.completed.add(message_id)
+            return bytes(fragment)
         if len(fragment) < MIN_FRAGMENT_SIZE and offset + len(fragment) < total:
             # Only a message's last fragment may be short: this bounds the bookkeeping held per
             # reserved byte (a flood of 1-byte fragments cannot exhaust memory).

@@ -155,7 +155,11 @@ class Peer:
     def queue_message(self, message_id: int, wire: bytes, compressed: bool, now: float) -> None:
         """Queue a message (already compressed if worthwhile) for sending."""
         msg = OutgoingMessage(message_id, wire, compressed, self.fragment_size)
-        msg.unacked = dict.fromkeys(range(0, max(len(wire), 1), self.fragment_size), -1)
+        size = len(wire)
+        if size <= self.fragment_size:
+            msg.unacked = {0: -1}  # the common case: one datagram
+        else:
+            msg.unacked = dict.fromkeys(range(0, size, self.fragment_size), -1)
         if not self.outstanding:
             self.progress_time = now  # the liveness clock starts with the first outstanding byte
         self.outstanding[message_id] = msg
