@@ -12,7 +12,7 @@ from rpc import schema
 from rpc.errors import CallOutcome
 from rpc.testing import LinkFaults, SimNetwork
 from tests.runtime import lab_service
-from tests.runtime.harness import SERVER_ADDR, LabImpl, sim_lab
+from tests.runtime.harness import SERVER_ADDR, LabImpl, sim_lab, sim_server
 from tests.runtime.lab_service import DivideByZero, LabClient, LabV1Client
 
 
@@ -177,3 +177,17 @@ async def test_closing_the_client_fails_calls_in_flight_with_unknown_outcome(
         client.close()
     assert len(errors) == 1
     assert errors[0].outcome is CallOutcome.UNKNOWN
+
+
+async def test_too_large_argument_is_not_delivered(autojump_clock: trio.testing.MockClock) -> None:
+    config = rpc.config.TransportConfig(max_message_size=4096)
+    net = SimNetwork(5)
+    async with sim_server(net, [LabImpl()]), rpc.connect(
+        *SERVER_ADDR, socket=net.socket(), config=config
+    ) as client:
+        lab = LabClient(client)
+        await lab.sleep(0.0)  # learn the epoch
+        with pytest.raises(rpc.MessageTooLarge) as info:
+            await lab.texts("n", b"", "", bytes(10_000))
+        assert await lab.texts("n", b"", "", b"\x01") == ["n", "", "", "01"]
+    assert info.value.outcome is CallOutcome.NOT_DELIVERED
