@@ -29,7 +29,9 @@ CallId = tuple[SessionKey, int]
 class AdmittedCall:
     """One admitted call on its way through the queue and a worker."""
 
-    __slots__ = ("addr", "args", "cancelled", "deadline", "key", "message", "plan", "scope")
+    __slots__ = (
+        "addr", "args", "cancelled", "context", "deadline", "key", "message", "plan", "scope",
+    )
 
     def __init__(
         self,
@@ -49,6 +51,17 @@ class AdmittedCall:
         self.cancelled = False
         #: The worker's cancel scope while the handler runs, else None.
         self.scope: trio.CancelScope | None = None
+        self.context: CallContext | None = None
+
+    def call_context(self) -> CallContext:
+        """The handler's view of this call (``rpc.current_call()``), built on first use."""
+        if self.context is None:
+            plan = self.plan
+            self.context = CallContext(
+                self.addr, self.key[1], self.message.call_no, plan.service.name,
+                plan.service.version, plan.method.name, self.deadline, self,
+            )
+        return self.context
 
     def cancel(self) -> None:
         """Cancel the call: a queued call will not start, a running handler is cancelled."""
@@ -141,12 +154,7 @@ class Executor:
         call.scope = scope
         if call.deadline is not None:
             scope.deadline = call.deadline
-        _set_current(
-            CallContext(
-                call.addr, call.key[1], message.call_no, plan.service.name,
-                plan.service.version, plan.method.name, call.deadline, call,
-            )
-        )
+        _set_current(call)
         status, reply, returned = Status.OK, None, False
         try:
             status, reply = await plan.invoke(message.call_no, call.args)

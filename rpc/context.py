@@ -63,19 +63,28 @@ class CallContext:
         return self._handle.cancelled
 
 
-_CURRENT: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(
+class _ContextSource(Protocol):
+    """The server's record of a call, which builds its :class:`CallContext` when asked."""
+
+    def call_context(self) -> CallContext:
+        """The call's context (built on first use: most handlers never ask)."""
+        ...
+
+
+_CURRENT: contextvars.ContextVar[_ContextSource | None] = contextvars.ContextVar(
     "rpc_current_call", default=None
 )
 
 
 def current_call() -> CallContext | None:
     """The context of the call the calling handler task serves, or ``None`` outside one."""
-    return _CURRENT.get()
+    source = _CURRENT.get()
+    return None if source is None else source.call_context()
 
 
-def _set_current(context: CallContext) -> None:
-    """Bind ``context`` to the running handler task (server use only)."""
-    _CURRENT.set(context)
+def _set_current(source: _ContextSource) -> None:
+    """Bind the running call to the handler task (server use only)."""
+    _CURRENT.set(source)
 
 
 async def run_sync_in_thread(
