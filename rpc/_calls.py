@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -38,6 +39,8 @@ from rpc.errors import (
 from rpc.schema import ValidationError
 from rpc.service import MethodSpec, ServiceSpec
 from rpc.stats import EndpointStatistics
+
+logger = logging.getLogger("rpc.client")
 
 #: The budget field is an unsigned 32-bit count of milliseconds (about 49 days).
 MAX_BUDGET_MS = (1 << 32) - 1
@@ -262,6 +265,8 @@ class CallTable:
 
     def on_unreachable(self, event: events.PeerUnreachable) -> None:
         """The transport gave up on the server: every outstanding call fails."""
+        logger.info("server %s unreachable: failing %d outstanding calls",
+                    event.addr, len(self._calls))
         self._by_message.clear()
         self._undelivered.clear()  # nothing will be retransmitted any more
         self.fail_all(
@@ -272,6 +277,8 @@ class CallTable:
 
     def on_restarted(self, event: events.PeerRestarted) -> None:
         """The server restarted: calls outstanding across the restart fail."""
+        logger.info("server %s restarted: failing %d outstanding calls",
+                    event.addr, len(self._calls))
         self.server_epoch = event.new_epoch
         self._undelivered.clear()
         self._by_message.clear()

@@ -177,10 +177,15 @@ class Server:
         if self._stopped.is_set():
             return
         self._shutting_down = True
+        logger.info("shutting down: %d calls running, %d queued, %d replies unacknowledged",
+                    self._calls.running, self._calls.queued, len(self._unacked_replies))
         self._check_drained()
         with trio.move_on_after(grace):
             await self._drained.wait()
-        for call in self._calls.calls():
+        leftover = self._calls.calls()
+        if leftover:
+            logger.warning("cancelling %d calls still running after %.1f s", len(leftover), grace)
+        for call in leftover:
             call.cancel()
         self._stopped.set()
 
@@ -215,6 +220,8 @@ class Server:
             self._check_drained()
 
     def _on_unreachable(self, event: events.PeerUnreachable) -> None:
+        logger.info("client %s unreachable: %d replies abandoned",
+                    event.addr, len(event.pending_message_ids))
         for message_id in event.pending_message_ids:
             self._unacked_replies.discard((event.addr, message_id))
         self._check_drained()
@@ -223,9 +230,11 @@ class Server:
         """The client restarted: its old session can never retransmit; drop it, cancel its calls."""
         old = (event.addr, event.old_epoch)
         self._cache.drop_session(old)
-        for call in self._calls.calls():
-            if call.key == old:
-                call.cancel()
+        orphans = [call for call in self._calls.calls() if call.key == old]
+        logger.info("client %s restarted: dropped its session, cancelling %d calls",
+                    event.addr, len(orphans))
+        for call in orphans:
+            call.cancel()
         self._unacked_replies = {r for r in self._unacked_replies if r[0] != event.addr}
         self._check_drained()
 

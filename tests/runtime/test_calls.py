@@ -3,6 +3,8 @@ concurrency, ping, marshal-by-value, backpressure, graceful shutdown, statistics
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import trio
 
@@ -363,3 +365,14 @@ async def test_any_reply_teaches_the_epoch_so_no_ping_is_needed(
         await lab.sleep(0.0)  # idempotent: sent without a handshake; its reply has the epoch
         assert await lab.bump("k") == 1
         assert server.statistics().pings == 0
+
+
+async def test_library_logs_restarts_and_shutdown_at_info(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="rpc")
+    async with sim_lab() as (_, server, client):
+        await LabClient(client).bump("k")
+        await server.shutdown(grace=1.0)
+    assert any("shutting down" in r.getMessage() for r in caplog.records)
+    assert all(r.name.startswith("rpc.") for r in caplog.records)
