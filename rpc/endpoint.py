@@ -255,7 +255,9 @@ class Endpoint:
     def _on_epoch_notice(self, dgram: Datagram, peer: Peer | None, now: float) -> None:
         """The peer says it does not know the epoch we addressed: it restarted."""
         if peer is None or dgram.receiver_epoch != self.epoch:
-            self._charge(peer.addr if peer else ("", 0)).old_epoch_dropped += 1
+            # Not about a session of ours (or about an earlier incarnation of this endpoint).
+            counters = self._unattributed if peer is None else peer.counters
+            counters.old_epoch_dropped += 1
             return
         new_epoch = dgram.sender_epoch
         if new_epoch == peer.epoch or new_epoch in peer.retired_epochs:
