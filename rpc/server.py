@@ -27,6 +27,7 @@ import trio
 from rpc import callproto, events
 from rpc._dispatch import ServiceTable
 from rpc._execution import AdmittedCall, Executor
+from rpc._io import DatagramSocket
 from rpc._trio import TrioDriver, open_udp_socket
 from rpc.callproto import CallMessage, Status
 from rpc.config import TransportConfig
@@ -81,7 +82,7 @@ class Server:
         max_concurrent: int = DEFAULT_MAX_CONCURRENT,
         max_queued: int = DEFAULT_MAX_QUEUED,
         config: TransportConfig | None = None,
-        socket: Any = None,
+        socket: DatagramSocket | None = None,
         reply_cache: ReplyCache | None = None,
     ) -> None:
         if max_concurrent < 1 or max_queued < 0:
@@ -89,7 +90,7 @@ class Server:
         self._services = ServiceTable(handlers)
         self._host, self._port = host, port
         self._endpoint = Endpoint(config, accept_new_peers=True)
-        self._socket = socket
+        self._socket: DatagramSocket | None = socket
         self._driver: TrioDriver[events.TransportEvent] | None = None
         self._cache = reply_cache if reply_cache is not None else ReplyCache()
         self._failed: collections.Counter[str] = collections.Counter()

@@ -65,7 +65,7 @@ async def test_oneway_is_executed_once_without_a_reply(
 ) -> None:
     impl = LabImpl()
     async with sim_lab(impl) as (_, server, client):
-        assert await LabClient(client).record("hello") is None
+        await LabClient(client).record("hello")  # returns once the transport has it
         for _ in range(100):
             if impl.records:
                 break
