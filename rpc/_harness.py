@@ -22,6 +22,7 @@ from typing import Any
 import trio
 
 from rpc._faults import CLEAN, LinkFaults
+from rpc._nursery import BackgroundNursery
 from rpc._simnet import SimNetwork
 from rpc.client import Client, connect
 from rpc.config import TransportConfig
@@ -156,7 +157,7 @@ async def simulated_service(
     ``reply_cache``...). On exit the client closes and the server shuts down gracefully.
     """
     net = network if network is not None else SimNetwork(seed, faults=faults)
-    async with trio.open_nursery() as nursery:
+    async with BackgroundNursery() as nursery:
         sim = SimService(net, address, handlers, nursery, server_options, client_config)
         await sim.start_server()
         try:

@@ -41,6 +41,7 @@ from rpc._faults import (
     ReorderDetector,
 )
 from rpc._io import RECV_BUFSIZE, bind_udp_socket
+from rpc._nursery import BackgroundNursery
 from rpc._trio import TrioUdpSocket
 
 #: Clients (distinct source addresses) served at once; the least recently active is evicted
@@ -137,7 +138,7 @@ class ChaosProxy:
         self._listener = TrioUdpSocket(bind_udp_socket(self._listen_address))
         self._origin = trio.current_time()
         self._stack.callback(self._close_sockets)
-        self._nursery = await self._stack.enter_async_context(trio.open_nursery())
+        self._nursery = await self._stack.enter_async_context(BackgroundNursery())
         self._nursery.start_soon(self._delays.run)
         self._nursery.start_soon(self._serve_clients, self._listener)
         return self

@@ -29,6 +29,7 @@ from rpc._calls import (
     result_of_reply,
 )
 from rpc._io import DatagramSocket, client_bind_host
+from rpc._nursery import BackgroundNursery
 from rpc._trio import TrioDriver, open_udp_socket
 from rpc.config import TransportConfig
 from rpc.endpoint import Endpoint
@@ -218,7 +219,7 @@ async def connect(
         server = (host, port)
     client = Client(Endpoint(config, accept_new_peers=False), socket, server)
     try:
-        async with trio.open_nursery() as nursery:
+        async with BackgroundNursery() as nursery:
             await nursery.start(client._driver.run)
             try:
                 yield client

@@ -28,6 +28,7 @@ from rpc import callproto, events
 from rpc._dispatch import ServiceTable
 from rpc._execution import AdmittedCall, Executor
 from rpc._io import DatagramSocket
+from rpc._nursery import BackgroundNursery
 from rpc._trio import TrioDriver, open_udp_socket
 from rpc.callproto import CallMessage, Status
 from rpc.config import TransportConfig
@@ -140,7 +141,7 @@ class Server:
             self._socket = await open_udp_socket(self._host, self._port)
         socket = self._socket
         try:
-            async with trio.open_nursery() as nursery:
+            async with BackgroundNursery() as nursery:
                 self._calls.start(nursery)
                 self._driver = TrioDriver(self._endpoint, socket, self._handle_event)
                 await nursery.start(self._driver.run)
@@ -152,7 +153,7 @@ class Server:
             self._stopped.set()
 
     async def __aenter__(self) -> Server:
-        self._outer = trio.open_nursery()
+        self._outer = BackgroundNursery()
         nursery = await self._outer.__aenter__()
         try:
             await nursery.start(self.serve)
