@@ -44,6 +44,7 @@ class _EndpointCounters:
     """Counters that belong to no peer."""
 
     __slots__ = (
+        "address_mismatch_drops",
         "crc_failures",
         "epoch_notices_sent",
         "events_dropped",
@@ -56,6 +57,7 @@ class _EndpointCounters:
     )
 
     def __init__(self) -> None:
+        self.address_mismatch_drops = 0
         self.crc_failures = 0
         self.epoch_notices_sent = 0
         self.events_dropped = 0
@@ -84,6 +86,8 @@ class Endpoint:
         self.epoch = epoch if epoch else secrets.randbits(64) or 1
         self._accept_new_peers = accept_new_peers
         self._peers: dict[Address, Peer] = {}
+        #: The address of every live peer whose epoch we know: a session lives at one address.
+        self._epoch_addrs: dict[int, Address] = {}
         self._events: deque[TransportEvent] = deque()
         self._max_events = self.config.max_events
         self._dirty: dict[Address, None] = {}  # peers that may have something to send
@@ -138,6 +142,8 @@ class Endpoint:
         peer = self._peers.pop(addr, None)
         if peer is None:
             return
+        if self._epoch_addrs.get(peer.epoch) == addr:
+            del self._epoch_addrs[peer.epoch]
         peer.blocked = False
         peer.abandon()
         peer.reassembler.clear()
@@ -160,6 +166,12 @@ class Endpoint:
             return
         except BadDatagram:
             self._charge(addr).malformed_dropped += 1
+            return
+        home = self._epoch_addrs.get(dgram.sender_epoch)
+        if home is not None and home != addr:
+            # A live session's datagram from elsewhere: a replay or an impostor. Trusting it
+            # would create a second peer (and re-run its calls), so it changes nothing at all.
+            self._counters.address_mismatch_drops += 1
             return
         peer = self._peers.get(addr)
         if dgram.kind == TYPE_EPOCH_NOTICE:
@@ -236,6 +248,7 @@ class Endpoint:
         new_epoch = dgram.sender_epoch
         if peer.epoch == 0:
             peer.epoch = new_epoch  # first contact
+            self._epoch_addrs[new_epoch] = peer.addr
             return True
         if new_epoch in peer.retired_epochs:
             peer.counters.old_epoch_dropped += 1  # a late datagram from an earlier incarnation
@@ -245,6 +258,9 @@ class Endpoint:
 
     def _restart_peer(self, peer: Peer, new_epoch: int, now: float) -> None:
         old_epoch = peer.epoch
+        if self._epoch_addrs.get(old_epoch) == peer.addr:
+            del self._epoch_addrs[old_epoch]
+        self._epoch_addrs[new_epoch] = peer.addr
         peer.restart(new_epoch, now)
         if self._accept_new_peers:
             peer.validated = False  # a new incarnation proves its address afresh

@@ -128,6 +128,8 @@ class EndpointStatistics:
     reassembly_dropped: int
     reassembly_timeouts: int
     amplification_limited: int
+    #: Datagrams dropped because their sender epoch belongs to a live peer at another address.
+    address_mismatch_drops: int
     crc_failures: int
     unknown_peer_dropped: int
     peer_table_full_dropped: int

@@ -3,7 +3,7 @@ headers with absurd lengths and fragment counts, a flood of first fragments that
 floods of tiny fragments, replayed datagrams, and another session's datagrams from a different
 address. The server stays up, legitimate calls keep working (at most once), every hostile
 datagram is accounted for in the server's statistics, and memory stays under the stated bound.
-(Calls replayed from a different address run again for that address: a known issue, see
+(Calls replayed from a different address are dropped: a session lives at one address; see
 docs/testing.md.)
 
 Stated bound: while it is attacked, the memory the process holds grows by at most
@@ -64,27 +64,40 @@ def data(pn: int, message_id: int, total: int, offset: int, fragment: bytes, sen
     return packet(wire.FLAG_DATA, pn, data_head=head, fragment=fragment, sender=sender)
 
 
-def absurd_headers(count: int) -> list[bytes]:
+def absurd_headers(count: int, spread: int = ATTACKERS) -> list[bytes]:
     """Valid CRCs around nonsense: 4 GiB messages, fragments far past their message's end,
     acknowledgements of packet numbers nobody ever sent."""
-    out = []
+    out: list[bytes] = []
+
+    def sender() -> int:
+        return per_socket(0, len(out), spread)
+
     for k in range(count):
-        out.append(data(k, k + 1, 2**32 - 1, 0, b"x" * 100, HOSTILE_EPOCH))
+        out.append(data(k, k + 1, 2**32 - 1, 0, b"x" * 100, sender()))
         head = wire.DATA_HEAD.pack(k + 1, 0, 2**31, 2**31 - 1)
         out.append(packet(wire.FLAG_DATA, 1000 + k, data_head=head, fragment=b"xy"))
         ack = wire.ACK_HEAD.pack(2**64 - 1, 2**32 - 1, 1, 2**32 - 1)
-        out.append(packet(wire.FLAG_ACK, 2000 + k, ack=ack))
+        out.append(packet(wire.FLAG_ACK, 2000 + k, ack=ack, sender=sender()))
     return out
 
 
-def first_fragments(count: int, total: int) -> list[bytes]:
+def first_fragments(count: int, total: int, spread: int = ATTACKERS) -> list[bytes]:
     """First fragments of ``count`` messages that never complete."""
-    return [data(k, 100 + k, total, 0, b"f" * 1000, HOSTILE_EPOCH + 1) for k in range(count)]
+    return [
+        data(k, 100 + k, total, 0, b"f" * 1000, per_socket(0x100, k, spread)) for k in range(count)
+    ]
 
 
-def tiny_fragments(count: int, total: int) -> list[bytes]:
+def tiny_fragments(count: int, total: int, spread: int = ATTACKERS) -> list[bytes]:
     """One-byte fragments of one message at distinct offsets: as many fragments as bytes."""
-    return [data(k, 7, total, 2 * k, b"t", HOSTILE_EPOCH + 2) for k in range(count)]
+    return [data(k, 7, total, 2 * k, b"t", per_socket(0x200, k, spread)) for k in range(count)]
+
+
+def per_socket(base: int, index: int, spread: int) -> int:
+    """The sender epoch of the ``index``-th datagram of a batch dealt round-robin over
+    ``spread`` sockets (as Attack.send does): an epoch seen at two addresses is dropped at the
+    second, so each socket speaks with its own."""
+    return HOSTILE_EPOCH + base + index % spread
 
 
 class Attack:
@@ -193,16 +206,17 @@ async def test_s12_hostile_input_is_dropped_counted_and_bounded(
                     captured
                 )
                 # The client's datagrams again, from another address (another session's
-                # identity). Known issue (docs/testing.md): the transport and the reply cache
-                # key sessions by address, so the replayed calls run again for the impostor;
-                # the legitimate session is unaffected.
+                # identity): the session lives at the client's address, so every copy is
+                # dropped before it touches any state and runs nothing again.
                 impostor = attack.sockets[0]
                 before = attack.counters()
                 for datagram in captured:
                     impostor.try_sendto(datagram, sim.address)
                 await trio.sleep(0.5)
                 after = attack.counters()
-                assert after["datagrams_received"] - before["datagrams_received"] == len(captured)
+                assert after["datagrams_received"] == before["datagrams_received"]
+                mismatched = after["address_mismatch_drops"] - before["address_mismatch_drops"]
+                assert mismatched == len(captured)
                 await trio.sleep(CONFIG.reassembly_timeout * 2)  # abandoned partials expire
                 await legitimate_calls()
                 expired = sim.server.statistics().transport.reassembly_timeouts
@@ -230,8 +244,8 @@ async def test_s12_realnet_hostile_datagrams_beside_legitimate_calls(chaos: Chao
                 hostile = (
                     [rng.randbytes(rng.randrange(0, 1500)) for _ in range(300)]
                     + [rng.randbytes(60_000) for _ in range(20)]
-                    + absurd_headers(20)
-                    + first_fragments(100, 128 * KiB)
+                    + absurd_headers(20, spread=1)
+                    + first_fragments(100, 128 * KiB, spread=1)
                 )
                 for k, datagram in enumerate(hostile):
                     await attacker.sendto(datagram, server.address)

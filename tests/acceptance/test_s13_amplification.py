@@ -8,6 +8,7 @@ import trio
 
 import rpc
 from rpc import wire
+from rpc.crc import crc32c
 from rpc.testing import SimNetwork, simulated_service
 from tests.acceptance.helpers import TapSocket
 from tests.acceptance.service import Chaos
@@ -29,6 +30,12 @@ def pings(count: int, sender: int) -> list[bytes]:
     ]
 
 
+def with_sender_epoch(datagram: bytes, epoch: int) -> bytes:
+    """``datagram`` with another sender epoch (header bytes 5..12) and a fixed-up CRC."""
+    body = datagram[:5] + epoch.to_bytes(8, "big") + datagram[13 : -wire.CRC_SIZE]
+    return body + crc32c(body).to_bytes(wire.CRC_SIZE, "little")
+
+
 async def test_s13_unvalidated_sources_get_at_most_three_times_their_bytes(
     chaos: Chaos, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -43,8 +50,11 @@ async def test_s13_unvalidated_sources_get_at_most_three_times_their_bytes(
             assert wire.decode_datagram_untrusted(first_call).receiver_epoch == 0
 
             victims = [net.socket() for _ in range(SPOOFED_CALLS + PINGERS)]
-            for sock in victims[:SPOOFED_CALLS]:
-                sock.try_sendto(first_call, sim.address)  # as if spoofed with the victim's address
+            for n, sock in enumerate(victims[:SPOOFED_CALLS]):
+                # As if spoofed with the victim's address; each copy under its own epoch, since
+                # the server drops a live session's epoch arriving from another address.
+                spoofed = with_sender_epoch(first_call, 0x5B00F + n)
+                sock.try_sendto(spoofed, sim.address)
             for n, sock in enumerate(victims[SPOOFED_CALLS:]):
                 for datagram in pings(PINGS, sender=0xA11CE + n):
                     sock.try_sendto(datagram, sim.address)
