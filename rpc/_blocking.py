@@ -138,10 +138,13 @@ class BlockingDriver(Generic[EventT]):
         return DriverStatistics(**self._counts)
 
     def close(self) -> None:
-        """Send what is pending (best effort) and close the socket."""
+        """End every session (an owed ACK and a CLOSE to each peer, best effort), send what
+        is pending and close the socket."""
         if self._closed:
             return
-        self._flush(self._clock())
+        now = self._clock()
+        self.endpoint.close_all_peers(now=now)
+        self._flush(now)
         self._closed = True
         self.socket.close()
 

@@ -116,6 +116,7 @@ class CallTable:
             events.MessageAcked: self.on_acked,
             events.PeerUnreachable: self.on_unreachable,
             events.PeerRestarted: self.on_restarted,
+            events.PeerClosed: self.on_closed,
             events.SendCapacityAvailable: lambda _: self.on_capacity(),
         }
 
@@ -265,14 +266,18 @@ class CallTable:
 
     def on_unreachable(self, event: events.PeerUnreachable) -> None:
         """The transport gave up on the server: every outstanding call fails."""
-        logger.info("server %s unreachable: failing %d outstanding calls",
-                    event.addr, len(self._calls))
+        self._lose_server(event.addr, "stopped answering")
+
+    def on_closed(self, event: events.PeerClosed) -> None:
+        """The server closed our session (it shut down): every outstanding call fails."""
+        self._lose_server(event.addr, "closed the session")
+
+    def _lose_server(self, addr: events.Address, what: str) -> None:
+        logger.info("server %s %s: failing %d outstanding calls", addr, what, len(self._calls))
         self._by_message.clear()
         self._undelivered.clear()  # nothing will be retransmitted any more
         self.fail_all(
-            lambda p: PeerUnreachable(
-                "the server stopped answering", outcome=outcome_once_sent(p)
-            )
+            lambda p: PeerUnreachable(f"the server {what}", outcome=outcome_once_sent(p))
         )
 
     def on_restarted(self, event: events.PeerRestarted) -> None:

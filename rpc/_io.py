@@ -97,6 +97,10 @@ class DriverEndpoint(Protocol[EventT_co]):
         """The next event, or None."""
         ...
 
+    def close_all_peers(self, *, now: float) -> None:
+        """End every session cleanly (final ACKs and CLOSEs go out with the next flush)."""
+        ...
+
 
 @dataclass(frozen=True)
 class DriverStatistics:

@@ -219,10 +219,13 @@ class TrioDriver(Generic[EventT]):
         return DriverStatistics(**self._counts)
 
     async def aclose(self) -> None:
-        """Send what is pending (best effort), close the socket and stop :meth:`run`."""
+        """End every session (an owed ACK and a CLOSE to each peer, best effort), send what
+        is pending, close the socket and stop :meth:`run`."""
         if not self._closed:
             self._closed = True
-            self._flush(trio.current_time())
+            now = trio.current_time()
+            self.endpoint.close_all_peers(now=now)
+            self._flush(now)
             self.socket.close()
             self._writer_lot.unpark_all()
         await trio.lowlevel.checkpoint()

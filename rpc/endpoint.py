@@ -17,6 +17,7 @@ from rpc.config import TransportConfig
 from rpc.errors import BadDatagram, InvalidArgument, MessageTooLarge, SendBufferFull
 from rpc.events import (
     Address,
+    PeerClosed,
     PeerRestarted,
     PeerUnreachable,
     TransportEvent,
@@ -28,16 +29,27 @@ from rpc.wire import (
     FLAG_DATA,
     FLAG_PING,
     MIN_DATAGRAM,
+    TYPE_CLOSE,
     TYPE_EPOCH_NOTICE,
+    TYPE_PACKET,
     CrcMismatch,
     Datagram,
     decode_datagram_untrusted,
+    encode_close,
     encode_epoch_notice,
 )
 
 #: Seconds between sweeps for idle peers, so a server's peer table shrinks back after its
 #: clients leave (a peer lives ``peer_idle_eviction`` plus at most this; acceptance scenario 14).
 IDLE_SWEEP_INTERVAL = 1.0
+#: Closed sessions' epochs remembered, so their stragglers and replays (from any address) are
+#: dropped instead of starting a new session that would run their calls again.
+CLOSED_EPOCHS = 4096
+#: Copies of a CLOSE sent: it is best effort (never retransmitted), a second copy survives a
+#: single loss.
+CLOSE_COPIES = 2
+#: Stands in the epoch index for the address of a closed session: matches no real address.
+_CLOSED: Address = ("", -1)
 
 
 class _EndpointCounters:
@@ -45,11 +57,13 @@ class _EndpointCounters:
 
     __slots__ = (
         "address_mismatch_drops",
+        "closes_sent",
         "crc_failures",
         "epoch_notices_sent",
         "events_dropped",
         "notices_dropped",
         "peer_table_full_dropped",
+        "peers_closed",
         "peers_evicted",
         "peers_restarted",
         "peers_unreachable",
@@ -58,11 +72,13 @@ class _EndpointCounters:
 
     def __init__(self) -> None:
         self.address_mismatch_drops = 0
+        self.closes_sent = 0
         self.crc_failures = 0
         self.epoch_notices_sent = 0
         self.events_dropped = 0
         self.notices_dropped = 0
         self.peer_table_full_dropped = 0
+        self.peers_closed = 0
         self.peers_evicted = 0
         self.peers_restarted = 0
         self.peers_unreachable = 0
@@ -86,8 +102,10 @@ class Endpoint:
         self.epoch = epoch if epoch else secrets.randbits(64) or 1
         self._accept_new_peers = accept_new_peers
         self._peers: dict[Address, Peer] = {}
-        #: The address of every live peer whose epoch we know: a session lives at one address.
+        #: The address of every live peer whose epoch we know (a session lives at one address),
+        #: and _CLOSED for the epochs of recently closed sessions (oldest first in _closed).
         self._epoch_addrs: dict[int, Address] = {}
+        self._closed: deque[int] = deque()
         self._events: deque[TransportEvent] = deque()
         self._max_events = self.config.max_events
         self._dirty: dict[Address, None] = {}  # peers that may have something to send
@@ -151,6 +169,46 @@ class Endpoint:
         self._scheduled.pop(addr, None)
         self._dirty.pop(addr, None)
 
+    def close_peer(self, addr: Address, *, now: float) -> None:
+        """End the session with ``addr`` cleanly, then forget it (like :meth:`forget_peer`).
+
+        An owed ACK goes out at once instead of after the ack delay (so the peer stops
+        resending its last message), followed by a CLOSE telling the peer to drop the session
+        now. Both are best effort: sent with the next :meth:`datagrams_to_send`, never
+        retransmitted. Messages not yet acknowledged are abandoned without events. Datagrams
+        of the closed session arriving later are dropped, so this endpoint must not send to
+        ``addr`` again under its epoch (a client reconnects with a new Endpoint).
+        """
+        peer = self._peers.get(addr)
+        if peer is None:
+            return
+        out: list[tuple[bytes, Address]] = []
+        peer.send_owed_ack(now, self.epoch, out)
+        if peer.epoch:  # the peer knows a session with us only once we have heard from it
+            close = encode_close(self.epoch, peer.epoch)
+            out.extend([(close, addr)] * CLOSE_COPIES)
+            self._counters.closes_sent += CLOSE_COPIES
+        self._notices.extend(out)
+        self._retire_session(peer)
+
+    def close_all_peers(self, *, now: float) -> None:
+        """:meth:`close_peer` every peer (a driver does this when it closes)."""
+        for addr in list(self._peers):
+            self.close_peer(addr, now=now)
+
+    def _retire_session(self, peer: Peer) -> None:
+        """Forget ``peer`` and remember its epoch as closed (bounded)."""
+        epoch = peer.epoch
+        self.forget_peer(peer.addr)
+        if not epoch:
+            return
+        self._epoch_addrs[epoch] = _CLOSED
+        self._closed.append(epoch)
+        if len(self._closed) > CLOSED_EPOCHS:
+            oldest = self._closed.popleft()
+            if self._epoch_addrs.get(oldest) == _CLOSED:
+                del self._epoch_addrs[oldest]
+
     def next_event(self) -> TransportEvent | None:
         """The oldest pending event, or None."""
         return self._events.popleft() if self._events else None
@@ -169,13 +227,16 @@ class Endpoint:
             return
         home = self._epoch_addrs.get(dgram.sender_epoch)
         if home is not None and home != addr:
-            # A live session's datagram from elsewhere: a replay or an impostor. Trusting it
-            # would create a second peer (and re-run its calls), so it changes nothing at all.
-            self._counters.address_mismatch_drops += 1
+            if home is _CLOSED:
+                self._charge(addr).old_epoch_dropped += 1  # a straggler of a closed session
+            else:
+                # A live session's datagram from elsewhere: a replay or an impostor. Trusting
+                # it would create a second peer (and re-run its calls): it changes nothing.
+                self._counters.address_mismatch_drops += 1
             return
         peer = self._peers.get(addr)
-        if dgram.kind == TYPE_EPOCH_NOTICE:
-            self._on_epoch_notice(dgram, peer, now)
+        if dgram.kind != TYPE_PACKET:
+            self._on_bare[dgram.kind](self, dgram, peer, now)
             return
         if dgram.receiver_epoch not in (0, self.epoch):
             # Addressed to an earlier incarnation of this endpoint: tell the sender we restarted.
@@ -279,6 +340,18 @@ class Endpoint:
         if new_epoch == peer.epoch or new_epoch in peer.retired_epochs:
             return  # stale notice, or about a datagram from before we learned its epoch
         self._restart_peer(peer, new_epoch, now)
+
+    def _on_close(self, dgram: Datagram, peer: Peer | None, now: float) -> None:
+        """The peer ends its session with us: drop its state at once."""
+        if peer is None or dgram.sender_epoch != peer.epoch or dgram.receiver_epoch != self.epoch:
+            counters = self._unattributed if peer is None else peer.counters
+            counters.old_epoch_dropped += 1  # about no session of ours
+            return
+        self._retire_session(peer)
+        self._counters.peers_closed += 1
+        self._emit(PeerClosed(peer.addr, dgram.sender_epoch))
+
+    _on_bare = {TYPE_EPOCH_NOTICE: _on_epoch_notice, TYPE_CLOSE: _on_close}
 
     def _queue_notice(self, dgram: Datagram, addr: Address, size: int) -> None:
         """Answer an ack-eliciting datagram for an old epoch with an epoch notice.

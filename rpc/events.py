@@ -49,6 +49,18 @@ class PeerRestarted:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerClosed:
+    """``addr`` (incarnation ``epoch``) closed its session with us (a CLOSE datagram).
+
+    Its state is gone: messages to it that were not acknowledged are discarded (no MessageAcked
+    and no PeerUnreachable follow for them); whether it processed them is unknown.
+    """
+
+    addr: Address
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
 class SendCapacityAvailable:
     """The send buffer of ``addr``, which was full, has room again."""
 
@@ -56,13 +68,19 @@ class SendCapacityAvailable:
 
 
 TransportEvent = (
-    MessageReceived | MessageAcked | PeerUnreachable | PeerRestarted | SendCapacityAvailable
+    MessageReceived
+    | MessageAcked
+    | PeerUnreachable
+    | PeerRestarted
+    | PeerClosed
+    | SendCapacityAvailable
 )
 
 __all__ = [
     "Address",
     "MessageAcked",
     "MessageReceived",
+    "PeerClosed",
     "PeerRestarted",
     "PeerUnreachable",
     "SendCapacityAvailable",

@@ -369,6 +369,11 @@ class Peer:
                 return built + self._send_while_unvalidated(kind, now, epoch, out)
             built += 1
 
+    def send_owed_ack(self, now: float, epoch: int, out: list[tuple[bytes, Address]]) -> None:
+        """Append the owed ACK, if any, without waiting for the ack delay (closing)."""
+        if self.acks.eliciting_unacked:
+            self._send(_PURE_ACK, None, 0, now, epoch, out)
+
     def _send_while_unvalidated(
         self, kind: int, now: float, epoch: int, out: list[tuple[bytes, Address]]
     ) -> int:

@@ -112,6 +112,7 @@ class Server:
             events.MessageAcked: self._on_acked,
             events.PeerUnreachable: self._on_unreachable,
             events.PeerRestarted: self._on_restarted,
+            events.PeerClosed: self._on_closed,
             events.SendCapacityAvailable: _ignore,
         }
         self._on_kind: dict[int, Callable[[Address, int, list[object]], None]] = {
@@ -237,7 +238,16 @@ class Server:
                     event.addr, len(orphans))
         for call in orphans:
             call.cancel()
-        self._unacked_replies = {r for r in self._unacked_replies if r[0] != event.addr}
+        self._forget_replies_to(event.addr)
+
+    def _on_closed(self, event: events.PeerClosed) -> None:
+        """The client closed its session: the transport dropped the replies it had not
+        acknowledged. Calls still running finish (one-way calls must), the cache sweeps it."""
+        logger.debug("client %s closed its session", event.addr)
+        self._forget_replies_to(event.addr)
+
+    def _forget_replies_to(self, addr: Address) -> None:
+        self._unacked_replies = {r for r in self._unacked_replies if r[0] != addr}
         self._check_drained()
 
     # -- messages ---------------------------------------------------------------------------

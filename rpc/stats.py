@@ -136,6 +136,9 @@ class EndpointStatistics:
     peers_evicted: int
     peers_unreachable: int
     peers_restarted: int
+    #: Peers that closed their session with a CLOSE, and CLOSE datagrams we sent.
+    peers_closed: int
+    closes_sent: int
     epoch_notices_sent: int
     notices_dropped: int
     events_dropped: int

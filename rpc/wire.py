@@ -22,6 +22,9 @@ VERSION = 1
 #: Datagram types (header byte 3).
 TYPE_PACKET = 1  # a numbered packet: ACK and/or DATA sections, or a PING
 TYPE_EPOCH_NOTICE = 2  # stateless "I am epoch X; I do not know the epoch you addressed"
+TYPE_CLOSE = 3  # "epoch X is closing its session with epoch Y: drop it now" (best effort)
+#: Types that are a bare header (no sections, flags 0, packet number 0).
+_BARE_TYPES = (TYPE_EPOCH_NOTICE, TYPE_CLOSE)
 
 #: Flag bits (header byte 4).
 FLAG_ACK = 0x01  # an ACK section follows the header
@@ -138,6 +141,11 @@ def encode_epoch_notice(sender_epoch: int, receiver_epoch: int) -> bytes:
     return encode_datagram(TYPE_EPOCH_NOTICE, 0, sender_epoch, receiver_epoch, 0, b"", b"", b"")
 
 
+def encode_close(sender_epoch: int, receiver_epoch: int) -> bytes:
+    """A CLOSE: "``sender_epoch`` ends its session with ``receiver_epoch``; drop its state"."""
+    return encode_datagram(TYPE_CLOSE, 0, sender_epoch, receiver_epoch, 0, b"", b"", b"")
+
+
 def encode_data_head(message_id: int, floor: int, total_length: int, offset: int) -> bytes:
     """Encode a DATA section head (the fragment bytes follow it)."""
     return DATA_HEAD.pack(message_id, floor, total_length, offset)
@@ -172,9 +180,9 @@ def decode_datagram_untrusted(data: bytes) -> Datagram:
         raise BadDatagram("zero sender epoch")
     dgram = Datagram(kind, flags, sender, receiver, pn)
     end = size - CRC_SIZE
-    if kind == TYPE_EPOCH_NOTICE:
+    if kind in _BARE_TYPES:
         if flags or end != HEADER_SIZE:
-            raise BadDatagram("malformed epoch notice")
+            raise BadDatagram("malformed notice or close")
         return dgram
     if kind != TYPE_PACKET:
         raise BadDatagram(f"unknown datagram type {kind}")

@@ -30,6 +30,7 @@ class FakeEndpoint:
         self.next_id = 0
         self.timer_after_send = timer_after_send
         self.stuck_timer = stuck_timer
+        self.closed_at: list[float] = []
 
     def send_message(self, addr: Address, payload: bytes, *, now: float) -> int:
         self.next_id += 1
@@ -64,3 +65,6 @@ class FakeEndpoint:
 
     def next_event(self) -> FakeEvent | None:
         return self.events.pop(0) if self.events else None
+
+    def close_all_peers(self, *, now: float) -> None:
+        self.closed_at.append(now)  # records only: the drivers' own counts stay as they were

@@ -149,3 +149,12 @@ def test_timers_drive_retransmission_until_the_peer_is_declared_unreachable() ->
     finally:
         driver.close()
         silent.close()
+
+
+def test_close_ends_every_session_before_the_socket_closes() -> None:
+    endpoint = FakeEndpoint()
+    clock = StepClock()
+    driver = BlockingDriver(endpoint, bind_udp_socket(("127.0.0.1", 0)), clock=clock)
+    driver.close()
+    driver.close()  # idempotent: the sessions are ended once
+    assert endpoint.closed_at == [clock.now]

@@ -16,7 +16,13 @@ from rpc._trio import DatagramSocket, TrioDriver, open_udp_socket
 from rpc.chaos_proxy import ChaosProxy
 from rpc.config import TransportConfig
 from rpc.endpoint import Endpoint
-from rpc.events import MessageAcked, MessageReceived, PeerUnreachable, TransportEvent
+from rpc.events import (
+    MessageAcked,
+    MessageReceived,
+    PeerClosed,
+    PeerUnreachable,
+    TransportEvent,
+)
 from rpc.testing import LinkFaults, SimNetwork
 
 
@@ -189,3 +195,36 @@ async def test_the_driver_timer_reports_an_unreachable_peer(
     assert 5.0 <= waited <= 6.0  # reported by a timer firing, about when it was due
     assert driver.statistics().timer_fires >= 3  # the retransmissions were timer-driven too
     assert net.statistics().dropped_partition == driver.statistics().datagrams_sent
+
+
+async def test_closing_a_client_driver_ends_its_session_on_the_server(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(seed=5)
+    server_events: list[TransportEvent] = []
+    server: TrioDriver[TransportEvent] = TrioDriver(
+        Endpoint(accept_new_peers=True), net.socket(), server_events.append
+    )
+    collector = Collector()
+    client: TrioDriver[TransportEvent] = TrioDriver(
+        Endpoint(accept_new_peers=False), net.socket(), collector.on_event
+    )
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            await nursery.start(client.run)
+            client.send_message(server.address, b"call")
+            while not any(isinstance(e, MessageReceived) for e in server_events):
+                await trio.sleep(0.0001)
+            server.send_message(client.address, b"reply")
+            while not collector.replies:
+                await collector.changed.wait()
+            await client.aclose()  # right after the reply: its ACK is still owed
+            await trio.sleep(30)  # long past the server's peer timeout
+            server_stats = server.endpoint.statistics()  # type: ignore[attr-defined]
+            await server.aclose()
+    closed = [e for e in server_events if isinstance(e, PeerClosed)]
+    assert [e.addr for e in closed] == [client.address]
+    assert not any(isinstance(e, PeerUnreachable) for e in server_events)
+    assert server_stats.peers == 0
+    assert server_stats.retransmissions == 0  # the reply's ACK arrived: nothing was resent
