@@ -50,6 +50,10 @@ AMPLIFICATION_FACTOR = 3
 PTO_PROBES = 2
 #: Packets in flight examined to find PTO_PROBES distinct fragments to resend.
 PROBE_SCAN = 16
+#: Messages whose fragments are sent in turn (round-robin); the rest wait in order. Far below
+#: the receiver's reassembly_messages_per_peer default (256), so interleaving never makes it
+#: refuse fragments.
+INTERLEAVED_MESSAGES = 8
 #: ACK ranges that ride along with data: the fragment size reserves room for this many.
 PIGGYBACK_ACK_RANGES = 4
 
@@ -502,8 +506,15 @@ class Peer:
             c.retransmissions += 1
         elif kind == _NEW and msg is not None:
             msg.next_offset += msg.fragment_size
-            if msg.next_offset >= len(msg.payload):
-                self.new_queue.popleft()
+            queue = self.new_queue
+            queue.popleft()
+            if msg.next_offset < len(msg.payload) and queue:
+                # Round-robin among the first INTERLEAVED_MESSAGES: a short message queued
+                # behind a large one goes out within a few datagrams instead of after all of
+                # it (head-of-line blocking). Bounded, so the receiver holds few partials.
+                queue.insert(min(len(queue), INTERLEAVED_MESSAGES - 1), msg)
+            elif msg.next_offset < len(msg.payload):
+                queue.append(msg)
 
 
 def encode_ack_size(ranges: int) -> int:
