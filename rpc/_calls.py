@@ -44,9 +44,6 @@ logger = logging.getLogger("rpc.client")
 
 #: The budget field is an unsigned 32-bit count of milliseconds (about 49 days).
 MAX_BUDGET_MS = (1 << 32) - 1
-#: Added to the transport's max_ack_delay when a client lingers at close: one timer
-#: granularity (RFC 9002 §6.1.2 uses 1 ms), so that the delayed-ack timer has surely fired.
-LINGER_SLACK = 0.001
 
 
 @dataclasses.dataclass(frozen=True)

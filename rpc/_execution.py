@@ -30,7 +30,8 @@ class AdmittedCall:
     """One admitted call on its way through the queue and a worker."""
 
     __slots__ = (
-        "addr", "args", "cancelled", "context", "deadline", "key", "message", "plan", "scope",
+        "addr", "args", "cancelled", "context", "deadline", "key", "message", "plan",
+        "reply_wanted", "scope",
     )
 
     def __init__(
@@ -49,6 +50,8 @@ class AdmittedCall:
         self.args = args
         self.deadline = deadline
         self.cancelled = False
+        #: False once the client closed its session: run the call, send no reply.
+        self.reply_wanted = True
         #: The worker's cancel scope while the handler runs, else None.
         self.scope: trio.CancelScope | None = None
         self.context: CallContext | None = None
@@ -187,7 +190,7 @@ class Executor:
         del self._running[call.key, call_no]
         if not call.message.flags & callproto.FLAG_IDEMPOTENT:
             self._cache.complete(call.key, call_no, reply)
-        if reply is not None:
+        if reply is not None and call.reply_wanted:
             message_id = self._send(call.addr, reply)
             if message_id is not None:
                 self._cache.bind_message(call.key, call_no, message_id)

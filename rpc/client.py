@@ -21,7 +21,6 @@ import trio
 
 from rpc import callproto, events
 from rpc._calls import (
-    LINGER_SLACK,
     CallTable,
     ClientStatistics,
     PendingCall,
@@ -187,16 +186,6 @@ class Client:
         """A snapshot of this client's counters."""
         return self._table.statistics(self._endpoint.statistics())
 
-    async def _linger(self) -> None:
-        """Give the transport one ack delay to acknowledge the last replies before closing.
-
-        Otherwise the server keeps retransmitting them (and keeps them in its reply cache)
-        until it gives up on us.
-        """
-        if self._table.started:
-            with trio.CancelScope(shield=True):
-                await trio.sleep(self._endpoint.config.max_ack_delay + LINGER_SLACK)
-
 
 @contextlib.asynccontextmanager
 async def connect(
@@ -225,7 +214,8 @@ async def connect(
                 yield client
             finally:
                 client.close()
-                await client._linger()
+                # The driver's close acknowledges the last replies at once and tells the
+                # server to drop our session (a CLOSE): no need to linger for the ack delay.
                 await client._driver.aclose()
                 nursery.cancel_scope.cancel()
     finally:

@@ -78,7 +78,7 @@ class _Entry:
 
 
 class _Session:
-    __slots__ = ("addr", "entries", "floor", "heap", "last_active", "running")
+    __slots__ = ("addr", "closed", "entries", "floor", "heap", "last_active", "running")
 
     def __init__(self, addr: Address, now: float) -> None:
         self.addr = addr
@@ -87,6 +87,8 @@ class _Session:
         self.heap: list[int] = []  # call numbers of entries, for O(log n) release by floor
         self.running = 0
         self.last_active = now
+        #: The client closed the session: drop it as soon as nothing runs.
+        self.closed = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +105,7 @@ class ReplyCacheStatistics:
     busy_refusals: int
     released: int  # entries deleted because the client's floor passed them
     evictions: int  # entries deleted with a dead or expired session
+    closed_sessions: int = 0  # sessions released because their client closed them
 
 
 class ReplyCache:
@@ -141,6 +144,7 @@ class ReplyCache:
         self._busy = 0
         self._released = 0
         self._evictions = 0
+        self._closed_sessions = 0
 
     # -- arrivals ---------------------------------------------------------------------------
 
@@ -163,6 +167,9 @@ class ReplyCache:
                 return Admission.BUSY, None
             session = self._sessions[key] = _Session(key[0], now)
         else:
+            if session.closed:  # a straggler the transport let through: never run it
+                self._stale += 1
+                return Admission.STALE, None
             session.last_active = now
             self._sessions.move_to_end(key)
         if floor > session.floor:
@@ -197,7 +204,9 @@ class ReplyCache:
         heap = session.heap
         while heap and heap[0] < floor:
             call_no = heapq.heappop(heap)
-            entry = session.entries[call_no]
+            entry = session.entries.get(call_no)
+            if entry is None:  # already released with its closed session
+                continue
             if entry.state is EntryState.RUNNING:
                 entry.below_floor = True
             else:
@@ -215,6 +224,10 @@ class ReplyCache:
         entry.state = _TRANSITIONS[entry.state, "silent" if reply is None else "reply"]
         session.running -= 1
         self._running -= 1
+        if session.closed:
+            if not session.running:
+                self.drop_session(key)
+            return
         if entry.below_floor:
             self._delete(session, call_no, entry)
             self._released += 1
@@ -260,6 +273,28 @@ class ReplyCache:
             if entry.state is EntryState.RUNNING:
                 self._running -= 1
 
+    def close_session(self, key: SessionKey) -> None:
+        """The client closed the session (transport ``PeerClosed``): release it now.
+
+        Safe because the client instance will never send again and its transport
+        acknowledged everything it received, while the server's transport drops stragglers
+        of the closed epoch (see ``docs/rpc-layer.md`` §2.2). Running calls keep their
+        entries until they complete, so a handler's completion never meets a missing entry
+        and a duplicate (there should be none) is still recognised while it runs.
+        """
+        session = self._sessions.get(key)
+        if session is None:
+            return
+        self._closed_sessions += 1
+        if not session.running:
+            self.drop_session(key)
+            return
+        session.closed = True
+        for call_no, entry in list(session.entries.items()):
+            if entry.state is not EntryState.RUNNING:
+                self._delete(session, call_no, entry)
+                self._evictions += 1
+
     def expire(self, *, now: float, ttl: float | None = None) -> None:
         """Drop sessions idle for longer than ``ttl`` (``session_ttl``) with nothing running."""
         # Sweeping on every call would cost more than it frees: once per EXPIRY_INTERVAL.
@@ -296,4 +331,5 @@ class ReplyCache:
             busy_refusals=self._busy,
             released=self._released,
             evictions=self._evictions,
+            closed_sessions=self._closed_sessions,
         )

@@ -241,9 +241,18 @@ class Server:
         self._forget_replies_to(event.addr)
 
     def _on_closed(self, event: events.PeerClosed) -> None:
-        """The client closed its session: the transport dropped the replies it had not
-        acknowledged. Calls still running finish (one-way calls must), the cache sweeps it."""
+        """The client closed its session: it will never send again nor read a reply.
+
+        The transport dropped the replies it had not acknowledged. Calls still running or
+        queued finish (one-way calls must) but send no reply; the reply cache releases the
+        session at once (``docs/rpc-layer.md`` §2.2) instead of after ``session_ttl``.
+        """
+        key = (event.addr, event.epoch)
         logger.debug("client %s closed its session", event.addr)
+        for call in self._calls.calls():
+            if call.key == key:
+                call.reply_wanted = False
+        self._cache.close_session(key)
         self._forget_replies_to(event.addr)
 
     def _forget_replies_to(self, addr: Address) -> None:

@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 from rpc import callproto, events
 from rpc._blocking import BlockingDriver, bind_udp_socket
 from rpc._calls import (
-    LINGER_SLACK,
     CallTable,
     ClientStatistics,
     PendingCall,
@@ -176,23 +175,15 @@ class SyncClient:
     def close(self) -> None:
         """Close the socket; later calls raise ``ClientClosed``.
 
-        Waits for a call in progress in another thread to finish first, then lingers for one
-        ack delay so that the last reply is acknowledged (otherwise the server would keep
-        retransmitting it, and keep it in its reply cache, until it gave up on us).
+        Waits for a call in progress in another thread to finish first. The driver's close
+        acknowledges the last reply at once and sends a CLOSE, so the server neither keeps
+        retransmitting it nor keeps our session in its reply cache.
         """
         with self._lock:
             if self._table.closed:
                 return
             self._table.close()
-            if self._table.started:
-                with contextlib.suppress(RpcError):
-                    self._linger()
             self._driver.close()
-
-    def _linger(self) -> None:
-        end = time.monotonic() + self._endpoint.config.max_ack_delay + LINGER_SLACK
-        while time.monotonic() < end:
-            self._driver.poll(end)
 
     def statistics(self) -> ClientStatistics:
         """A snapshot of this client's counters."""

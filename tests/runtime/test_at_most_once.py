@@ -186,3 +186,60 @@ async def test_every_outcome_agrees_with_what_the_server_did_under_chaos(
             assert runs == 1, key
         elif outcome in ("NOT_DELIVERED", "NOT_EXECUTED"):
             assert runs == 0, key
+
+
+async def test_closed_client_session_is_released_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(14)
+    async with sim_server(net, [LabImpl()]) as server:
+        async with rpc.connect(*SERVER_ADDR, socket=net.socket()) as client:
+            assert await LabClient(client).bump("k") == 1
+            held = server.statistics().reply_cache
+        await trio.sleep(0.001)  # the CLOSE crosses the (instant) simulated network
+        released = server.statistics().reply_cache
+    assert (held.sessions, held.entries) == (1, 1)
+    assert (released.sessions, released.entries, released.bytes) == (0, 0, 0)
+    assert server.statistics().transport.retransmissions == 0
+
+
+class SlowBump(LabImpl):
+    """``bump`` (a cached call) waits until the test releases it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = trio.Event()
+        self.release = trio.Event()
+
+    async def bump(self, key: str) -> int:
+        self.entered.set()
+        await self.release.wait()
+        return await super().bump(key)
+
+
+async def test_call_running_when_its_client_closes_finishes_without_a_reply(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(15)
+    impl = SlowBump()
+    async with sim_server(net, [impl]) as server:
+        async def call_then_close() -> None:
+            async with (
+                rpc.connect(*SERVER_ADDR, socket=net.socket()) as client,
+                trio.open_nursery() as nursery,
+            ):
+                nursery.start_soon(LabClient(client).bump, "k")
+                await impl.entered.wait()
+                client.close()  # the running call fails ClientClosed; the block ends
+
+        with pytest.raises(rpc.ClientClosed):
+            await call_then_close()
+        await trio.sleep(0.001)  # the CLOSE crosses the (instant) simulated network
+        closing = server.statistics()
+        impl.release.set()
+        await trio.sleep(1.0)
+        done = server.statistics()
+    assert impl.counters["k"] == 1  # the handler finished
+    assert (closing.reply_cache.sessions, closing.reply_cache.running) == (1, 1)
+    assert (done.reply_cache.sessions, done.reply_cache.entries) == (0, 0)
+    assert done.transport.messages_sent == closing.transport.messages_sent  # no reply sent

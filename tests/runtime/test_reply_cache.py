@@ -131,3 +131,25 @@ def test_full_session_table_makes_room_from_sessions_idle_past_the_minimum_ttl()
     stats = cache.statistics()
     assert (stats.sessions, stats.evictions) == (2, 1)
     assert cache.begin((ADDR, 2), 1, 0, now=31.0)[0] is Admission.RUNNING
+
+
+def test_closed_session_is_dropped_at_once_when_nothing_runs() -> None:
+    cache = ReplyCache()
+    cache.begin(KEY, 1, 0, now=0.0)
+    cache.complete(KEY, 1, b"reply")
+    cache.close_session(KEY)
+    stats = cache.statistics()
+    assert (stats.sessions, stats.entries, stats.bytes, stats.closed_sessions) == (0, 0, 0, 1)
+
+
+def test_closed_session_with_a_running_call_goes_when_the_call_completes() -> None:
+    cache = ReplyCache()
+    cache.begin(KEY, 1, 0, now=0.0)
+    cache.begin(KEY, 2, 0, now=0.0)
+    cache.complete(KEY, 1, b"reply")
+    cache.close_session(KEY)
+    assert cache.statistics().entries == 1  # the finished call went; the running one stays
+    assert cache.begin(KEY, 3, 0, now=0.1) == (Admission.STALE, None)  # a straggler
+    cache.complete(KEY, 2, b"late reply")
+    stats = cache.statistics()
+    assert (stats.sessions, stats.entries, stats.running, stats.bytes) == (0, 0, 0, 0)
