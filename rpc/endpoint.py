@@ -109,9 +109,11 @@ class Endpoint:
         self._events: deque[TransportEvent] = deque()
         self._max_events = self.config.max_events
         self._dirty: dict[Address, None] = {}  # peers that may have something to send
-        self._timers: list[tuple[float, int, Address]] = []  # heap; stale entries skipped
-        self._scheduled: dict[Address, float] = {}  # each peer's current deadline
+        # Heap of (deadline, seq, peer); an entry is live while peer.scheduled equals its
+        # deadline (forgotten peers get None), stale ones are skipped or compacted away.
+        self._timers: list[tuple[float, int, Peer]] = []
         self._timer_seq = 0
+        self._compact_at = 64  # heap size that triggers dropping superseded entries
         self._notices: deque[tuple[bytes, Address]] = deque()
         self._budget = ReassemblyBudget(self.config.reassembly_bytes_total)
         self._compressor = Compressor(
@@ -166,7 +168,7 @@ class Endpoint:
         peer.abandon()
         peer.reassembler.clear()
         self._retired.add(peer.counters)
-        self._scheduled.pop(addr, None)
+        peer.scheduled = None
         self._dirty.pop(addr, None)
 
     def close_peer(self, addr: Address, *, now: float) -> None:
@@ -373,10 +375,9 @@ class Endpoint:
         if self._dirty:
             self._reschedule_dirty()
         timers = self._timers
-        scheduled = self._scheduled
         while timers:
-            deadline, _, addr = timers[0]
-            if scheduled.get(addr) == deadline:
+            deadline, _, peer = timers[0]
+            if peer.scheduled == deadline:
                 return deadline
             heapq.heappop(timers)  # superseded entry
         return None
@@ -388,11 +389,11 @@ class Endpoint:
         timers = self._timers
         due: list[Peer] = []
         while timers and timers[0][0] <= now:
-            deadline, _, addr = heapq.heappop(timers)
-            if self._scheduled.get(addr) != deadline:
+            deadline, _, peer = heapq.heappop(timers)
+            if peer.scheduled != deadline:
                 continue
-            del self._scheduled[addr]
-            due.append(self._peers[addr])
+            peer.scheduled = None
+            due.append(peer)
         for peer in due:
             peer.on_timer(now)
             self._dirty[peer.addr] = None
@@ -408,22 +409,22 @@ class Endpoint:
 
     def _reschedule(self, peer: Peer) -> None:
         deadline = peer.timer()
-        addr = peer.addr
+        if deadline == peer.scheduled:
+            return
+        peer.scheduled = deadline
         if deadline is None:
-            self._scheduled.pop(addr, None)
             return
-        if self._scheduled.get(addr) == deadline:
-            return
-        self._scheduled[addr] = deadline
         self._timer_seq += 1
-        heapq.heappush(self._timers, (deadline, self._timer_seq, addr))
-        if len(self._timers) > 4 * len(self._scheduled) + 64:
+        timers = self._timers
+        heapq.heappush(timers, (deadline, self._timer_seq, peer))
+        if len(timers) > self._compact_at:
             self._compact_timers()
 
     def _compact_timers(self) -> None:
-        live = [entry for entry in self._timers if self._scheduled.get(entry[2]) == entry[0]]
+        live = [entry for entry in self._timers if entry[2].scheduled == entry[0]]
         heapq.heapify(live)
         self._timers = live
+        self._compact_at = 4 * len(live) + 64
 
     # -- network output ----------------------------------------------------------------------
 

@@ -37,11 +37,9 @@ from rpc.wire import (
     FLAG_DATA,
     FLAG_PING,
     HEADER_SIZE,
-    TYPE_PACKET,
     Datagram,
     encode_ack,
-    encode_data_head,
-    encode_datagram,
+    encode_packet,
 )
 
 #: RFC 9000 §8.1: before its address is validated, send at most 3x the bytes received from it.
@@ -89,6 +87,7 @@ class Peer:
         "retired_epochs",
         "retransmit",
         "rtt",
+        "scheduled",
         "validated",
     )
 
@@ -105,6 +104,7 @@ class Peer:
         now: float,
     ) -> None:
         self.addr = addr
+        self.scheduled: float | None = None  # the deadline the endpoint's timer heap holds
         self.config = config
         self.compressor = compressor
         self.emit = emit
@@ -438,28 +438,31 @@ class Peer:
         acks = self.acks
         c = self.counters
         flags = 0
-        ack = b""
+        ack = None
         if acks.eliciting_unacked:  # an ACK is owed: it rides on whatever we send
             ranges = acks.ranges
-            if not self.validated:
-                # One range (50 bytes) stays within 3x the smallest datagram that elicits it
-                # (33 bytes); 32 ranges (298 bytes) would let spoofed PINGs amplify ninefold.
-                ranges = ranges[:1]
-            elif kind != _PURE_ACK:
-                ranges = ranges[:PIGGYBACK_ACK_RANGES]
-            delay_us = round((now - acks.largest_time) * 1_000_000)
-            ack = encode_ack(ranges, max(delay_us, 0))
+            if len(ranges) > 1:
+                if not self.validated:
+                    # One range (50 bytes) stays within 3x the smallest datagram that elicits
+                    # it (33 bytes); 32 ranges (298 bytes) would let spoofed PINGs amplify 9x.
+                    ranges = ranges[:1]
+                elif kind != _PURE_ACK:
+                    ranges = ranges[:PIGGYBACK_ACK_RANGES]
+            delay_us = int((now - acks.largest_time) * 1_000_000 + 0.5)  # rounded
+            ack = (ranges, delay_us if delay_us > 0 else 0)
             flags = FLAG_ACK
-        data_head = b""
+        data = None
         fragment = b""
         if msg is not None:
-            fragment = msg.payload[offset : offset + msg.fragment_size]
-            floor = next(iter(self.outstanding))
-            data_head = encode_data_head(msg.message_id, floor, len(msg.payload), offset)
+            payload = msg.payload
+            fragment = payload[offset : offset + msg.fragment_size]
+            data = (msg.message_id, next(iter(self.outstanding)), len(payload), offset)
             flags |= FLAG_DATA | msg.flags
         elif kind in (_PROBE, _PING):
             flags |= FLAG_PING
-        size = HEADER_SIZE + len(ack) + len(data_head) + len(fragment) + CRC_SIZE
+        pn = self.next_pn
+        datagram = encode_packet(flags, epoch, self.epoch, pn, ack, data, fragment)
+        size = len(datagram)
         if (
             not self.validated
             and kind != _PURE_ACK
@@ -468,17 +471,9 @@ class Peer:
             c.amplification_limited += 1
             return False
         self._commit(kind, msg, c)
-        pn = self.next_pn
         self.next_pn = pn + 1
-        out.append(
-            (
-                encode_datagram(
-                    TYPE_PACKET, flags, epoch, self.epoch, pn, ack, data_head, fragment
-                ),
-                self.addr,
-            )
-        )
-        if ack:
+        out.append((datagram, self.addr))
+        if ack is not None:
             acks.on_ack_sent()
         if kind == _PURE_ACK:
             c.acks_sent += 1

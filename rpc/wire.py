@@ -44,6 +44,13 @@ ACK_RANGE = struct.Struct(">II")  # gap (missing packet numbers, >= 1), range le
 DATA_HEAD = struct.Struct(">QQII")  # message id, message floor, total length, fragment offset
 CRC_SIZE = 4
 _CRC = struct.Struct("<I")
+#: The common shapes of a PACKET's head packed in one call (">" has no padding, so these are
+#: exactly the concatenations of the sections above): header + one-range ACK (+ DATA head).
+_HEAD_ACK = struct.Struct(">HBBBQQQ" "QIBI")
+_HEAD_ACK_DATA = struct.Struct(">HBBBQQQ" "QIBI" "QQII")
+_HEAD_DATA = struct.Struct(">HBBBQQQ" "QQII")
+#: Below this many fragment bytes, concatenating and checksumming once beats two CRC calls.
+_SMALL_FRAGMENT = 2048
 
 HEADER_SIZE = HEADER.size
 #: Every fragment but the last of its message carries at least this many bytes.
@@ -136,6 +143,44 @@ def encode_datagram(
     return body + _CRC.pack(crc32c(body))
 
 
+def encode_packet(
+    flags: int,
+    sender_epoch: int,
+    receiver_epoch: int,
+    packet_number: int,
+    ack: tuple[Sequence[Sequence[int]], int] | None,
+    data: tuple[int, int, int, int] | None,
+    fragment: bytes,
+) -> bytes:
+    """A whole PACKET: ``ack`` is ``(ranges, ack_delay_us)`` and ``data`` is ``(message_id,
+    floor, total_length, offset)``, each None when absent (``flags`` must agree).
+
+    The common shapes (no ACK or a one-range ACK) are packed with one struct call; the fragment
+    is copied once, and checksummed together with the head when it is small.
+    """
+    head_fields = (MAGIC, VERSION, TYPE_PACKET, flags, sender_epoch, receiver_epoch, packet_number)
+    if ack is None:
+        head = _HEAD_DATA.pack(*head_fields, *data) if data else HEADER.pack(*head_fields)
+    else:
+        ranges, delay_us = ack
+        low, high = ranges[0]
+        if len(ranges) == 1 and high - low <= _U32_MAX:
+            ack_fields = (high, min(delay_us, _U32_MAX), 1, high - low)
+            if data:
+                head = _HEAD_ACK_DATA.pack(*head_fields, *ack_fields, *data)
+            else:
+                head = _HEAD_ACK.pack(*head_fields, *ack_fields)
+        else:
+            head = HEADER.pack(*head_fields) + encode_ack(ranges, delay_us)
+            if data:
+                head += DATA_HEAD.pack(*data)
+    if len(fragment) < _SMALL_FRAGMENT:
+        body = head + fragment
+        return body + _CRC.pack(crc32c(body))
+    crc = crc32c_extend(crc32c(head), fragment)
+    return b"".join((head, fragment, _CRC.pack(crc)))
+
+
 def encode_epoch_notice(sender_epoch: int, receiver_epoch: int) -> bytes:
     """A stateless notice: "I am ``sender_epoch``; I do not know the epoch you addressed"."""
     return encode_datagram(TYPE_EPOCH_NOTICE, 0, sender_epoch, receiver_epoch, 0, b"", b"", b"")
@@ -212,6 +257,10 @@ def _decode_ack(data: bytes, pos: int, end: int, dgram: Datagram) -> int:
     if low < 0:
         raise BadDatagram("ack range below zero")
     ranges = [(low, high)]
+    if count == 1:  # the common case: no gaps
+        dgram.ack_ranges = ranges
+        dgram.ack_delay_us = delay_us
+        return pos
     for gap, length in ACK_RANGE.iter_unpack(data[pos:ranges_end]):
         high = low - gap - 1
         low = high - length
@@ -239,4 +288,6 @@ def _decode_data(data: bytes, pos: int, end: int, dgram: Datagram) -> None:
     dgram.message_floor = floor
     dgram.total_length = total
     dgram.offset = offset
-    dgram.fragment = memoryview(data)[pos:end]
+    # A small fragment is copied (cheaper than a view, and delivered as bytes anyway); a large
+    # one stays a view of the datagram until reassembly joins it.
+    dgram.fragment = data[pos:end] if length < _SMALL_FRAGMENT else memoryview(data)[pos:end]
