@@ -34,27 +34,29 @@ class CallPlan:
         self.method = method
         self.fn = fn
 
-    async def invoke(self, call_no: int, args: tuple[object, ...]) -> tuple[Status, bytes]:
-        """Run the handler; returns the reply status and encoded ``REPLY``.
+    def result_reply(self, call_no: int, result: object) -> tuple[Status, bytes]:
+        """The status and encoded ``REPLY`` for a handler's return value."""
+        method = self.method
+        try:
+            return Status.OK, callproto.encode_reply(
+                call_no, Status.OK, method.encode_result(result)
+            )
+        except ValidationError as exc:
+            logger.warning("%s.%s returned an invalid result: %s",
+                           self.service.name, method.name, exc)
+            status = Status.INVALID_RESULT
+            return status, callproto.encode_reply(call_no, status, f"{self.service.name}.{exc}")
+
+    def error_reply(self, call_no: int, exc: Exception) -> tuple[Status, bytes]:
+        """The status and encoded ``REPLY`` for an exception the handler raised.
 
         Declared exceptions become ``APPLICATION_ERROR``; any other exception becomes
         ``REMOTE_ERROR`` (type name and message only: the traceback is logged, not sent).
-        ``trio.Cancelled`` propagates.
         """
-        method = self.method
-        try:
-            result = await self.fn(*args)
-        except ApplicationError as exc:
+        if isinstance(exc, ApplicationError):
             status, body = self._declared(exc)
-        except Exception as exc:
-            status, body = self._unexpected(exc)
         else:
-            try:
-                status, body = Status.OK, method.encode_result(result)
-            except ValidationError as exc:
-                logger.warning("%s.%s returned an invalid result: %s",
-                               self.service.name, method.name, exc)
-                status, body = Status.INVALID_RESULT, f"{self.service.name}.{exc}"
+            status, body = self._unexpected(exc)
         return status, callproto.encode_reply(call_no, status, body)
 
     def _declared(self, exc: ApplicationError) -> tuple[Status, object]:
@@ -79,6 +81,8 @@ class ServiceTable:
 
     def __init__(self, handlers: Sequence[Handler]) -> None:
         self._plans: dict[tuple[str, int], dict[int, CallPlan]] = {}
+        #: Every method by ``(service, version, method number)``: one lookup per call.
+        self.plans: dict[tuple[str, int, int], CallPlan] = {}
         self._versions: dict[str, tuple[int, int]] = {}
         for handler in handlers:
             self._add(handler)
@@ -100,6 +104,8 @@ class ServiceTable:
                 raise InvalidArgument(f"{type(handler).__name__} lacks {method.python_name}()")
             plans[method.number] = CallPlan(spec, method, fn)
         self._plans[ident] = plans
+        for number, plan in plans.items():
+            self.plans[spec.name, spec.version, number] = plan
         low, high = self._versions.get(spec.name, (spec.version, spec.version))
         self._versions[spec.name] = (min(low, spec.version), max(high, spec.version))
 

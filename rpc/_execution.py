@@ -146,55 +146,69 @@ class Executor:
         """Every running and queued call."""
         return [*self._running.values(), *self._queue]
 
-    async def _run(self, call: AdmittedCall, scope: trio.CancelScope) -> None:
-        """Run one call's handler under the worker's ``scope``; send its reply."""
-        message, plan = call.message, call.plan
+    async def _run(self, call: AdmittedCall, scope: trio.CancelScope) -> bool:
+        """Run one call's handler under the worker's ``scope``; send its reply.
+
+        Returns True when ``scope`` was cancelled (it is then spent). The handler is awaited
+        here directly, not through a helper coroutine: this is the per-call hot path.
+        """
+        deadline = call.deadline
         started = trio.current_time()
-        if call.cancelled or (call.deadline is not None and call.deadline <= started):
+        if call.cancelled or (deadline is not None and deadline <= started):
             self._failed["CANCELLED" if call.cancelled else "DEADLINE"] += 1
             self._finish(call, None)
-            return
+            return False
         call.scope = scope
-        if call.deadline is not None:
-            scope.deadline = call.deadline
+        if deadline is not None:
+            scope.deadline = deadline
         _set_current(call)
-        status, reply, returned = Status.OK, None, False
+        plan, call_no = call.plan, call.message.call_no
+        status, reply, returned = Status.OK, b"", False
         try:
-            status, reply = await plan.invoke(message.call_no, call.args)
+            try:
+                result = await plan.fn(*call.args)
+            except Exception as exc:
+                status, reply = plan.error_reply(call_no, exc)
+            else:
+                status, reply = plan.result_reply(call_no, result)
             returned = True
         finally:
             # Also runs while trio.Cancelled propagates (the worker's scope absorbs ours).
             call.scope = None
             now = trio.current_time()
             self.handler_seconds += now - started
-            if scope.cancel_called:  # deadline, CANCEL or restart: nobody wants a reply
+            # Only CANCEL, a client restart or the deadline cancel the scope; reading
+            # scope.cancel_called costs a clock read, so it is asked only when armed.
+            spent = call.cancelled or (deadline is not None and scope.cancel_called)
+            if spent:  # nobody wants a reply
                 self._failed["DEADLINE" if scope.deadline <= now else "CANCELLED"] += 1
                 self._finish(call, None)
             elif returned:
-                if call.deadline is not None:  # setting a deadline is not free: only if armed
+                if deadline is not None:  # setting a deadline is not free: only if armed
                     scope.deadline = math.inf
-                self._count(status)
+                if status is Status.OK:
+                    self.completed += 1
+                else:
+                    self._failed[status.name] += 1
                 # A oneway call is executed at most once, and nobody waits for a result.
-                self._finish(call, None if message.flags & callproto.FLAG_ONEWAY else reply)
+                self._finish(call, None if call.message.flags & callproto.FLAG_ONEWAY else reply)
             else:  # the whole server is being torn down
-                del self._running[call.key, message.call_no]
-
-    def _count(self, status: Status) -> None:
-        if status is Status.OK:
-            self.completed += 1
-        else:
-            self._failed[status.name] += 1
+                del self._running[call.key, call_no]
+        return spent
 
     def _finish(self, call: AdmittedCall, reply: bytes | None) -> None:
         call_no = call.message.call_no
         del self._running[call.key, call_no]
-        if not call.message.flags & callproto.FLAG_IDEMPOTENT:
-            self._cache.complete(call.key, call_no, reply)
+        message_id = None
         if reply is not None and call.reply_wanted:
+            # Sent before the cache entry completes: nothing can arrive in between (events
+            # are delivered by the reader task), and the entry then learns its message id
+            # in the same step.
             message_id = self._send(call.addr, reply)
             if message_id is not None:
-                self._cache.bind_message(call.key, call_no, message_id)
                 self._on_reply(call.addr, message_id)
+        if not call.message.flags & callproto.FLAG_IDEMPOTENT:
+            self._cache.complete(call.key, call_no, reply, message_id)
         self._on_done()
 
     def _next_queued(self) -> AdmittedCall | None:

@@ -26,14 +26,14 @@ class WorkerPool(Generic[T]):
 
     ``next_item()`` is asked for more work whenever a worker becomes free; it returns ``None``
     when there is none (the worker then parks). ``scope`` is the worker's current cancel scope:
-    ``run`` may set its deadline or cancel it, and must leave its deadline at infinity when it
-    returns without cancelling it.
+    ``run`` may set its deadline or cancel it; it returns True when it cancelled the scope (or
+    its deadline passed), and must leave its deadline at infinity when it returns False.
     """
 
     def __init__(
         self,
         nursery: trio.Nursery,
-        run: Callable[[T, trio.CancelScope], Awaitable[None]],
+        run: Callable[[T, trio.CancelScope], Awaitable[bool]],
         next_item: Callable[[], T | None],
         max_workers: int,
     ) -> None:
@@ -61,22 +61,20 @@ class WorkerPool(Generic[T]):
         return False
 
     async def _worker(self, item: T) -> None:
+        run, next_item, park = self._run, self._next_item, self._park
         try:
             while True:
                 with trio.CancelScope() as scope:
                     while True:
-                        await self._run(item, scope)
-                        if scope.cancel_called:
+                        if await run(item, scope):
                             break
-                        item = await self._take()
+                        following = next_item()
+                        item = following if following is not None else await park()
                 # The item before was cancelled through this scope: it is spent.
-                item = await self._take()
+                following = next_item()
+                item = following if following is not None else await park()
         finally:
             self._workers -= 1
-
-    async def _take(self) -> T:
-        following = self._next_item()
-        return following if following is not None else await self._park()
 
     async def _park(self) -> T:
         task = trio.lowlevel.current_task()

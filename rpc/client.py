@@ -14,9 +14,11 @@ transport's event callback, so a reply costs exactly one task hop.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
+import outcome
 import trio
 
 from rpc import callproto, events
@@ -42,6 +44,12 @@ Address = tuple[str, int]
 
 def _abort(_: object) -> trio.lowlevel.Abort:
     return trio.lowlevel.Abort.SUCCEEDED
+
+
+async def _ready(result: outcome.Outcome[Any]) -> Any:
+    # A result that arrived while sending (rare): still a schedule point, as trio expects.
+    await trio.lowlevel.cancel_shielded_checkpoint()
+    return result.unwrap()
 
 
 def _reschedule(pending: PendingCall) -> None:
@@ -122,15 +130,22 @@ class Client:
     async def _round_trip(
         self, pending: PendingCall, payload: bytes, deadline: float | None, timeout: float | None
     ) -> tuple[callproto.Status, object] | None:
+        # The per-call hot path: send inline, park once, no helper coroutines, and a cancel
+        # scope only when the call has a deadline.
         reply: Any = None
         try:
-            await self._send(pending, payload, deadline)
+            try:
+                message_id = self._driver.send_message(self._server, payload)
+            except SendBufferFull:
+                message_id = await self._send_when_room(payload, deadline)
+            self._table.sent(pending, message_id)
             if deadline is None:
                 reply = await self._wait(pending)
             else:
                 with trio.move_on_at(deadline):
                     reply = await self._wait(pending)
         except BaseException:  # cancelled, or failed: the server should stop working on it
+            pending.wake = None
             self._abandon(pending)
             raise
         if pending.result is None:
@@ -138,33 +153,29 @@ class Client:
             raise deadline_exceeded(pending, timeout)
         return reply  # type: ignore[no-any-return]
 
-    async def _send(self, pending: PendingCall, payload: bytes, deadline: float | None) -> None:
+    async def _send_when_room(self, payload: bytes, deadline: float | None) -> int:
+        """Backpressure: wait for the transport to drain (bounded by the deadline), then send."""
         while True:
+            with trio.move_on_at(deadline if deadline is not None else math.inf):
+                await self._capacity.wait()
+            if deadline is not None and trio.current_time() >= deadline:
+                raise DeadlineExceeded(
+                    "send buffer stayed full until the deadline",
+                    outcome=CallOutcome.NOT_DELIVERED,
+                )
             try:
-                message_id = self._driver.send_message(self._server, payload)
+                return self._driver.send_message(self._server, payload)
             except SendBufferFull:
-                # Backpressure: wait for the transport to drain (bounded by the deadline).
-                with trio.move_on_at(deadline if deadline is not None else float("inf")):
-                    await self._capacity.wait()
-                if deadline is not None and trio.current_time() >= deadline:
-                    raise DeadlineExceeded(
-                        "send buffer stayed full until the deadline",
-                        outcome=CallOutcome.NOT_DELIVERED,
-                    ) from None
                 continue
-            self._table.sent(pending, message_id)
-            return
 
-    async def _wait(self, pending: PendingCall) -> Any:
+    def _wait(self, pending: PendingCall) -> Any:
+        """Park until the reply (or a failure) arrives; an awaitable, without a coroutine."""
         result = pending.result
-        if result is None:
-            pending.task = trio.lowlevel.current_task()
-            pending.wake = _reschedule
-            try:
-                return await trio.lowlevel.wait_task_rescheduled(_abort)
-            finally:
-                pending.wake = None
-        return result.unwrap()
+        if result is not None:
+            return _ready(result)
+        pending.task = trio.lowlevel.current_task()
+        pending.wake = _reschedule
+        return trio.lowlevel.wait_task_rescheduled(_abort)
 
     def _abandon(self, pending: PendingCall) -> None:
         cancel = self._table.abandon(pending)

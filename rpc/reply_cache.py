@@ -215,8 +215,14 @@ class ReplyCache:
 
     # -- completions ------------------------------------------------------------------------
 
-    def complete(self, key: SessionKey, call_no: int, reply: bytes | None) -> None:
-        """The handler finished: keep ``reply`` for duplicates (``None``: nothing to send)."""
+    def complete(
+        self, key: SessionKey, call_no: int, reply: bytes | None, message_id: int | None = None
+    ) -> None:
+        """The handler finished: keep ``reply`` for duplicates (``None``: nothing to send).
+
+        ``message_id`` is the transport message that carries the reply, if it was sent (as
+        :meth:`bind_message`, in the same step).
+        """
         session = self._sessions.get(key)
         entry = session.entries.get(call_no) if session is not None else None
         if session is None or entry is None:
@@ -234,6 +240,9 @@ class ReplyCache:
         elif reply is not None:
             entry.reply = reply
             self._bytes += len(reply)
+            if message_id is not None:
+                entry.message_id = message_id
+                self._by_message[key[0], message_id] = (key, call_no)
 
     def bind_message(self, key: SessionKey, call_no: int, message_id: int) -> None:
         """Record the transport message id that carries the reply, to release it on ack."""

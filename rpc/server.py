@@ -89,8 +89,10 @@ class Server:
         if max_concurrent < 1 or max_queued < 0:
             raise InvalidArgument("max_concurrent must be >= 1 and max_queued >= 0")
         self._services = ServiceTable(handlers)
+        self._plans = self._services.plans
         self._host, self._port = host, port
         self._endpoint = Endpoint(config, accept_new_peers=True)
+        self._epoch = self._endpoint.epoch
         self._socket: DatagramSocket | None = socket
         self._driver: TrioDriver[events.TransportEvent] | None = None
         self._cache = reply_cache if reply_cache is not None else ReplyCache()
@@ -208,7 +210,8 @@ class Server:
     def _on_message(self, event: events.MessageReceived) -> None:
         try:
             message = callproto.unpack_untrusted(event.payload)
-            handler = self._on_kind.get(callproto.message_kind(message))
+            # message[0] is an int: unpack_untrusted checked it
+            handler = self._on_kind.get(message[0])  # type: ignore[call-overload]
             if handler is None:
                 raise ProtocolError("unexpected message kind")  # noqa: TRY301
             handler(event.addr, event.peer_epoch, message)
@@ -275,17 +278,22 @@ class Server:
     def _on_call(self, addr: Address, epoch: int, message: list[object]) -> None:
         call = callproto.decode_call_untrusted(message)
         self._received += 1
-        key = (addr, epoch)
-        if call.server_epoch not in (callproto.EPOCH_UNKNOWN, self._endpoint.epoch):
+        if call.server_epoch and call.server_epoch != self._epoch:
             self._refuse(addr, call.call_no, Status.WRONG_EPOCH, "call was for an earlier server")
             return
-        plan, status, body = self._services.resolve(call)
+        plan = self._plans.get((call.service, call.version, call.method))
         if plan is None:
+            _, status, body = self._services.resolve(call)
             self._refuse(addr, call.call_no, status, body)
             return
+        key = (addr, epoch)
         cached = not call.flags & callproto.FLAG_IDEMPOTENT
-        if cached and not self._admit(addr, key, call):
-            return
+        now = trio.current_time()
+        if cached:
+            admission, reply = self._cache.begin(key, call.call_no, call.floor, now=now)
+            if admission is not Admission.NEW:
+                self._not_admitted(addr, key, call, admission, reply)
+                return
         refusal = self._refusal()
         if refusal is None:
             try:
@@ -298,21 +306,22 @@ class Server:
                 self._cache.complete(key, call.call_no, reply)
             return
         budget = call.budget_ms
-        deadline = None if budget is None else trio.current_time() + budget / 1000.0
+        deadline = None if budget is None else now + budget / 1000.0
         self._calls.submit(AdmittedCall(addr, key, call, plan, args, deadline))
 
-    def _admit(self, addr: Address, key: SessionKey, call: CallMessage) -> bool:
-        """Pass the call through the reply cache; False when it must not run now."""
-        admission, reply = self._cache.begin(
-            key, call.call_no, call.floor, now=trio.current_time()
-        )
-        if admission is Admission.NEW:
-            return True
+    def _not_admitted(
+        self,
+        addr: Address,
+        key: SessionKey,
+        call: CallMessage,
+        admission: Admission,
+        reply: bytes | None,
+    ) -> None:
+        """A duplicate, stale or refused call: answer from the cache or refuse, never run."""
         if admission is Admission.REPLAY and reply is not None:
             self._resend(key, call.call_no, reply)
         elif admission is Admission.BUSY:
             self._refuse(addr, call.call_no, Status.SERVER_BUSY, "reply cache is full")
-        return False
 
     def _refusal(self) -> tuple[Status, str] | None:
         if self._shutting_down:
