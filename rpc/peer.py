@@ -214,7 +214,11 @@ class Peer:
         acks.record(pn, eliciting, now)
 
     def _on_ack(self, dgram: Datagram, now: float) -> None:
-        acked, lost = self.recovery.on_ack(dgram.ack_ranges, dgram.ack_delay_us * 1e-6, now)
+        recovery = self.recovery
+        acked, lost = recovery.on_ack(dgram.ack_ranges, dgram.ack_delay_us * 1e-6, now)
+        if recovery.spurious_losses:
+            self.counters.spurious_losses += recovery.spurious_losses
+            recovery.spurious_losses = 0
         if acked:
             self.progress_time = now
             for packet in acked:

@@ -8,10 +8,15 @@ packets they concern: no scan of the whole window per ACK.
 from __future__ import annotations
 
 from rpc.fragments import OutgoingMessage
-from rpc.rtt import RttEstimator
+from rpc.rtt import TIME_THRESHOLD, RttEstimator
 
 #: RFC 9002 §6.1.1: kPacketThreshold, reordering tolerated before a packet is declared lost.
 PACKET_THRESHOLD = 3
+#: Upper bound of the adapted packet threshold (RFC 9002 §6.1.1 allows a larger threshold
+#: after observed reordering; RFC 8985 §6.2.4 adapts its reordering window the same way).
+MAX_PACKET_THRESHOLD = 32
+#: Packets declared lost whose late acknowledgement is still recognised as a spurious loss.
+DECLARED_LOST_REMEMBERED = 32
 #: RFC 9002 §7.2: kMinimumWindow is 2 * max_datagram_size.
 MINIMUM_WINDOW_DATAGRAMS = 2
 #: RFC 9002 §7.3.1 / §B.2: kLossReductionFactor.
@@ -44,6 +49,7 @@ class LossRecovery:
     __slots__ = (
         "bytes_in_flight",
         "congestion_window",
+        "declared_lost",
         "largest_acked",
         "last_eliciting_time",
         "loss_time",
@@ -53,11 +59,14 @@ class LossRecovery:
         "max_pto",
         "max_window",
         "min_pto",
+        "packet_threshold",
         "pto_count",
         "pto_interval",
         "recovery_start",
+        "reorder_window",
         "rtt",
         "sent",
+        "spurious_losses",
         "ssthresh",
     )
 
@@ -90,6 +99,11 @@ class LossRecovery:
         self.recovery_start = float("-inf")
         self.pto_interval = 0.0
         self._update_pto()
+        # Reordering tolerance, adapted when a loss turns out spurious (see _on_spurious).
+        self.packet_threshold = PACKET_THRESHOLD
+        self.reorder_window = 0.0  # lower bound of the time threshold's loss delay
+        self.declared_lost: dict[int, tuple[float, int]] = {}  # pn -> (time sent, largest acked)
+        self.spurious_losses = 0  # found since the owner last collected them (and reset it)
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -111,6 +125,8 @@ class LossRecovery:
         """Process an ACK section; return ``(newly_acked, lost)`` packets."""
         sent = self.sent
         if not sent:
+            if self.declared_lost:
+                self._find_spurious(ranges, now)
             return [], []
         acked: list[SentPacket] = []
         low_water = self.low_water
@@ -133,6 +149,8 @@ class LossRecovery:
                     if pn >= low:
                         hits.append(pn)
                 acked.extend(sent.pop(pn) for pn in hits)
+        if self.declared_lost:
+            self._find_spurious(ranges, now)
         if not acked:
             return [], []
         # Ranges come highest first and are walked upwards, so the largest newly acknowledged
@@ -177,11 +195,36 @@ class LossRecovery:
 
     # -- loss detection ----------------------------------------------------------------------
 
+    def _find_spurious(self, ranges: list[tuple[int, int]], now: float) -> None:
+        """Acknowledgements of packets already declared lost: they were only reordered."""
+        lowest, highest = ranges[-1][0], ranges[0][1]
+        hits = [
+            pn
+            for pn in self.declared_lost
+            if lowest <= pn <= highest and any(low <= pn <= high for low, high in ranges)
+        ]
+        for pn in hits:
+            time_sent, largest = self.declared_lost.pop(pn)
+            self._on_spurious(pn, time_sent, largest, now)
+
+    def _on_spurious(self, pn: int, time_sent: float, largest: int, now: float) -> None:
+        """Widen what counts as reordering so that this delay and displacement would pass
+        (RFC 8985 §6.2.4 grows its reo_wnd on a spurious retransmission, RFC 9002 §6.1 lets
+        both thresholds adapt). The window never exceeds the probe timeout: past that, a probe
+        is due anyway."""
+        self.spurious_losses += 1
+        late = (now - time_sent) * TIME_THRESHOLD
+        cap = self.rtt.pto_base(self.max_ack_delay, self.min_pto)
+        self.reorder_window = min(max(self.reorder_window, late), cap)
+        displacement = largest - pn
+        if displacement >= self.packet_threshold:
+            self.packet_threshold = min(displacement + 1, MAX_PACKET_THRESHOLD)
+
     def detect_lost(self, now: float) -> list[SentPacket]:
         """RFC 9002 §6.1: packet- and time-threshold loss below the largest acknowledged."""
         self.loss_time = None
-        loss_delay = self.rtt.loss_delay()
-        threshold = self.largest_acked - PACKET_THRESHOLD
+        loss_delay = max(self.rtt.loss_delay(), self.reorder_window)
+        threshold = self.largest_acked - self.packet_threshold
         lost: list[SentPacket] = []
         for pn, packet in self.sent.items():
             if pn > self.largest_acked:
@@ -194,9 +237,13 @@ class LossRecovery:
                 self.loss_time = lost_at
                 break
         if lost:
+            declared = self.declared_lost
             for packet in lost:
                 del self.sent[packet.packet_number]
                 self.bytes_in_flight -= packet.size
+                declared[packet.packet_number] = (packet.time_sent, self.largest_acked)
+            while len(declared) > DECLARED_LOST_REMEMBERED:
+                del declared[next(iter(declared))]  # the oldest: really lost, most likely
             self._on_congestion_event(lost[-1].time_sent, now)
             self._advance_low_water()
         return lost
@@ -249,6 +296,7 @@ class LossRecovery:
         self.sent.clear()
         self.bytes_in_flight = 0
         self.loss_time = None
+        self.declared_lost.clear()
         self.pto_count = 0
         self._update_pto()
         return packets

@@ -32,6 +32,7 @@ class Counters:
         "reassembly_dropped",
         "reassembly_timeouts",
         "retransmissions",
+        "spurious_losses",
     )
 
     def __init__(self) -> None:
@@ -56,6 +57,7 @@ class Counters:
         self.reassembly_dropped = 0
         self.reassembly_timeouts = 0
         self.retransmissions = 0
+        self.spurious_losses = 0
 
     def add(self, other: Counters) -> None:
         """Accumulate ``other`` into this one (used when a peer is forgotten)."""
@@ -83,6 +85,8 @@ class PeerStatistics:
     fast_retransmits: int
     probes_sent: int
     lost_packets: int
+    #: Packets declared lost whose original was acknowledged later: reordering, not loss.
+    spurious_losses: int
     duplicate_datagrams: int
     duplicate_messages: int
     old_epoch_dropped: int
@@ -120,6 +124,8 @@ class EndpointStatistics:
     fast_retransmits: int
     probes_sent: int
     lost_packets: int
+    #: Packets declared lost whose original was acknowledged later: reordering, not loss.
+    spurious_losses: int
     duplicate_datagrams: int
     duplicate_messages: int
     old_epoch_dropped: int
