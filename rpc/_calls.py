@@ -237,7 +237,7 @@ class CallTable:
             self.server_epoch = event.peer_epoch
         try:
             message = callproto.unpack_untrusted(event.payload)
-            if callproto.message_kind(message) != callproto.KIND_REPLY:
+            if message[0] != callproto.KIND_REPLY:
                 return  # clients receive only replies; anything else is ignored
             call_no, status, body = callproto.decode_reply_untrusted(message)
         except ProtocolError:
@@ -245,7 +245,11 @@ class CallTable:
         pending = self._calls.pop(call_no, None)
         if pending is not None:
             pending.delivered = True
-            self._resolve(pending, outcome.Value((status, body)))
+            pending.result = outcome.Value((status, body))
+            wake = pending.wake
+            if wake is not None:  # as _resolve, inlined: this is every reply's path
+                pending.wake = None
+                wake(pending)
 
     def on_acked(self, event: events.MessageAcked) -> None:
         """The transport confirmed delivery of one of our messages."""

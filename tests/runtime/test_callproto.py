@@ -135,3 +135,38 @@ def test_hostile_arguments_raise_only_validation_error(method_number: int, wire:
     args = msgpack.unpackb(data, raw=False, strict_map_key=False)
     with contextlib.suppress(ValidationError):
         method.decode_args(args)
+
+
+#: Values at and beyond each field's bounds, and values of the wrong type.
+EDGES = st.sampled_from(
+    [0, 1, 3, 4, 2**32 - 1, 2**32, 2**64 - 1, 2**64, -1, True, None, 1.0, "S", b"S", [1]]
+)
+
+
+def _field_ok(value: object, high: int) -> bool:
+    return type(value) is int and 0 <= value <= high
+
+
+def _reference_accepts(fields: list[object]) -> bool:
+    """The CALL rules of docs/rpc-layer.md §1, one field at a time."""
+    call_no, service, version, method, budget, flags, floor, epoch = fields
+    return (
+        _field_ok(call_no, 2**64 - 1) and type(service) is str
+        and _field_ok(version, 2**32 - 1) and _field_ok(method, 2**32 - 1)
+        and (budget is None or _field_ok(budget, 2**32 - 1))
+        and _field_ok(flags, callproto.FLAG_ONEWAY | callproto.FLAG_IDEMPOTENT)
+        and _field_ok(floor, 2**64 - 1) and _field_ok(epoch, 2**64 - 1)
+    )
+
+
+@given(st.lists(EDGES, min_size=8, max_size=8), st.booleans())
+def test_call_fast_check_agrees_with_the_field_rules(fields: list[object], named: bool) -> None:
+    if named:
+        fields[1] = "Calc"
+    message: list[object] = [callproto.KIND_CALL, *fields, {}]
+    if _reference_accepts(fields):
+        assert list(callproto.decode_call_untrusted(message)) == [*fields, {}]
+    else:
+        with pytest.raises(ProtocolError) as info:
+            callproto.decode_call_untrusted(message)
+        assert str(info.value) != "malformed CALL"  # the precise complaint was found
