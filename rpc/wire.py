@@ -49,6 +49,9 @@ _CRC = struct.Struct("<I")
 _HEAD_ACK = struct.Struct(">HBBBQQQ" "QIBI")
 _HEAD_ACK_DATA = struct.Struct(">HBBBQQQ" "QIBI" "QQII")
 _HEAD_DATA = struct.Struct(">HBBBQQQ" "QQII")
+_ACK_DATA = FLAG_ACK | FLAG_DATA
+_RANGE_COUNT_AT = HEADER.size + 12  # offset of the ACK section's range count
+_ACK_DATA_MIN = _HEAD_ACK_DATA.size + CRC_SIZE
 #: Below this many fragment bytes, concatenating and checksumming once beats two CRC calls.
 _SMALL_FRAGMENT = 2048
 
@@ -214,6 +217,8 @@ def decode_datagram_untrusted(data: bytes) -> Datagram:
     valid = crc32c(data) == CRC32C_RESIDUE
     if not valid:
         raise CrcMismatch("CRC mismatch")
+    if size >= _ACK_DATA_MIN and data[4] == _ACK_DATA and data[_RANGE_COUNT_AT] == 1:
+        return _decode_ack_data(data, size)  # the common shape, in one unpack
     magic, version, kind, flags, sender, receiver, pn = HEADER.unpack_from(data)
     if magic != MAGIC:
         raise BadDatagram("bad magic")
@@ -240,6 +245,38 @@ def decode_datagram_untrusted(data: bytes) -> Datagram:
         raise BadDatagram("trailing bytes")
     elif flags & FLAG_COMPRESSED:
         raise BadDatagram("compressed flag without data")
+    return dgram
+
+
+def _decode_ack_data(data: bytes, size: int) -> Datagram:
+    """A PACKET with a one-range ACK and DATA (flags exactly ACK|DATA): the same checks as
+    the general path, with every fixed field unpacked at once."""
+    (magic, version, kind, _, sender, receiver, pn, high, delay_us, _, length,
+     message_id, floor, total, offset) = _HEAD_ACK_DATA.unpack_from(data)  # fmt: skip
+    if magic != MAGIC or version != VERSION or kind != TYPE_PACKET or sender == 0:
+        raise BadDatagram("bad header")
+    low = high - length
+    if low < 0:
+        raise BadDatagram("ack range below zero")
+    end = size - CRC_SIZE
+    pos = _HEAD_ACK_DATA.size
+    fragment_length = end - pos
+    if offset + fragment_length > total:
+        raise BadDatagram("fragment beyond message end")
+    if fragment_length == 0 and total != 0:
+        raise BadDatagram("empty fragment")
+    if floor > message_id:
+        raise BadDatagram("message floor above message id")
+    dgram = Datagram(TYPE_PACKET, _ACK_DATA, sender, receiver, pn)
+    dgram.ack_ranges = [(low, high)]
+    dgram.ack_delay_us = delay_us
+    dgram.message_id = message_id
+    dgram.message_floor = floor
+    dgram.total_length = total
+    dgram.offset = offset
+    dgram.fragment = (
+        data[pos:end] if fragment_length < _SMALL_FRAGMENT else memoryview(data)[pos:end]
+    )
     return dgram
 
 
