@@ -62,7 +62,7 @@ class ClientStatistics:
 class PendingCall:
     """One outstanding call (plain slots: this object is made once per call)."""
 
-    __slots__ = ("call_no", "delivered", "oneway", "result", "sent", "task", "wake")
+    __slots__ = ("call_no", "delivered", "oneway", "refusal", "result", "sent", "task", "wake")
 
     def __init__(self, call_no: int, oneway: bool) -> None:
         self.call_no = call_no
@@ -78,6 +78,8 @@ class PendingCall:
         self.wake: Callable[[PendingCall], None] | None = None
         #: Whatever ``wake`` needs to find the waiter (the async client's trio task).
         self.task: Any = None
+        #: A oneway call's refusal ``(status, body)`` that arrived with the ack of its CALL.
+        self.refusal: tuple[Status, object] | None = None
 
 
 def budget_ms(timeout: float) -> int:
@@ -205,6 +207,16 @@ class CallTable:
         pending.sent = True
         self._by_message[message_id] = pending.call_no
 
+    def settle_oneway(self, pending: PendingCall) -> tuple[Status, object] | None:
+        """Retire an acknowledged oneway call; returns its refusal if one came with the ack.
+
+        A server refuses a call (busy, shutting down, unknown method...) as it arrives, so the
+        refusal normally travels in the datagram that acknowledges the CALL, and its events
+        are handled before the caller resumes. A refusal arriving later is not reported.
+        """
+        self._calls.pop(pending.call_no, None)
+        return pending.refusal
+
     def abandon(self, pending: PendingCall) -> bytes | None:
         """The caller stopped waiting; returns the ``CANCEL`` to send, if the server should know.
 
@@ -244,6 +256,9 @@ class CallTable:
             return  # a malformed message names no call we could fail
         pending = self._calls.pop(call_no, None)
         if pending is not None:
+            if pending.result is not None:  # an acked oneway call: the server refused it
+                pending.refusal = (status, body)
+                return
             pending.delivered = True
             pending.result = outcome.Value((status, body))
             wake = pending.wake
@@ -262,7 +277,8 @@ class CallTable:
             return
         pending.delivered = True
         if pending.oneway:
-            del self._calls[call_no]
+            # Done, but it stays in the table until its caller resumes (settle_oneway): a
+            # refusal carried by the same datagram as the ack is still reported.
             self._resolve(pending, outcome.Value(None))
 
     def on_unreachable(self, event: events.PeerUnreachable) -> None:

@@ -70,6 +70,8 @@ class Client:
             endpoint, sock, self._table.handle_event
         )
         self._capacity = trio.Event()
+        #: Set when the handshake ping under way ends (see :meth:`_handshake`).
+        self._handshaking: trio.Event | None = None
 
     @property
     def server_address(self) -> Address:
@@ -98,7 +100,8 @@ class Client:
                     timeout = deadline - trio.current_time()
             pending, payload = table.build_call(service, method, wire_args, timeout)
             reply = await self._round_trip(pending, payload, deadline, timeout)
-            # A oneway call's result is the transport's ack: nothing to decode.
+            if reply is None:  # a oneway call, acknowledged: was it refused on arrival?
+                reply = table.settle_oneway(pending)
             result: R = (
                 None  # type: ignore[assignment]  # oneway methods are void
                 if reply is None
@@ -119,13 +122,38 @@ class Client:
         return trio.current_time() - start
 
     async def _handshake(self, deadline: float | None) -> None:
-        """Ping to learn the server's epoch before the first cached call."""
-        pending, payload = self._table.build_ping()
+        """Ping to learn the server's epoch before the first cached call.
+
+        Concurrent first calls share one ping: the first sends it, the others wait for it
+        (within their own deadlines) and send their own only if it failed.
+        """
+        table = self._table
+        while table.server_epoch == callproto.EPOCH_UNKNOWN:
+            underway = self._handshaking
+            if underway is None:
+                await self._lead_handshake(deadline)
+                return
+            with trio.move_on_at(math.inf if deadline is None else deadline):
+                await underway.wait()
+            if deadline is not None and trio.current_time() >= deadline:
+                raise DeadlineExceeded(
+                    "no handshake with the server within the deadline",
+                    outcome=CallOutcome.NOT_DELIVERED,
+                )
+            if table.closed:
+                raise ClientClosed("the client is closed")
+
+    async def _lead_handshake(self, deadline: float | None) -> None:
+        self._handshaking = done = trio.Event()
         try:
+            pending, payload = self._table.build_ping()
             await self._round_trip(pending, payload, deadline, None)
         except RpcError as exc:
             exc.outcome = CallOutcome.NOT_DELIVERED  # the call itself was never sent
             raise
+        finally:
+            self._handshaking = None
+            done.set()
 
     async def _round_trip(
         self, pending: PendingCall, payload: bytes, deadline: float | None, timeout: float | None

@@ -99,7 +99,8 @@ class SyncClient:
                         timeout = deadline - time.monotonic()
                 pending, payload = table.build_call(service, method, wire_args, timeout)
                 reply = self._round_trip(pending, payload, deadline, timeout)
-                # A oneway call's result is the transport's ack: nothing to decode.
+                if reply is None:  # a oneway call, acknowledged: was it refused on arrival?
+                    reply = table.settle_oneway(pending)
                 result: Any = None if reply is None else result_of_reply(service, method, *reply)
             except RpcError as exc:
                 self._table.failed[type(exc).__name__] += 1
