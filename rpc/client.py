@@ -29,6 +29,7 @@ from rpc._calls import (
     deadline_exceeded,
     result_of_reply,
 )
+from rpc._deadlines import EXPIRED, DeadlineWatcher, wake_expired
 from rpc._io import DatagramSocket, client_bind_host
 from rpc._nursery import BackgroundNursery
 from rpc._trio import TrioDriver, open_udp_socket
@@ -52,6 +53,15 @@ async def _ready(result: outcome.Outcome[Any]) -> Any:
     return result.unwrap()
 
 
+def _is_waiting(pending: PendingCall) -> bool:
+    return pending.wake is not None
+
+
+def _expire(pending: PendingCall) -> None:
+    pending.wake = None  # a reply arriving now finds nobody to wake; the caller sees it
+    wake_expired(pending.task)
+
+
 def _reschedule(pending: PendingCall) -> None:
     task = pending.task
     assert pending.result is not None
@@ -70,6 +80,7 @@ class Client:
             endpoint, sock, self._table.handle_event
         )
         self._capacity = trio.Event()
+        self._deadlines = DeadlineWatcher(_is_waiting, _expire)
         #: Set when the handshake ping under way ends (see :meth:`_handshake`).
         self._handshaking: trio.Event | None = None
 
@@ -158,8 +169,8 @@ class Client:
     async def _round_trip(
         self, pending: PendingCall, payload: bytes, deadline: float | None, timeout: float | None
     ) -> tuple[callproto.Status, object] | None:
-        # The per-call hot path: send inline, park once, no helper coroutines, and a cancel
-        # scope only when the call has a deadline.
+        # The per-call hot path: send inline, park once, no helper coroutines and no cancel
+        # scope (the deadline watcher wakes a call whose deadline passed).
         reply: Any = None
         try:
             try:
@@ -167,18 +178,18 @@ class Client:
             except SendBufferFull:
                 message_id = await self._send_when_room(payload, deadline)
             self._table.sent(pending, message_id)
-            if deadline is None:
-                reply = await self._wait(pending)
-            else:
-                with trio.move_on_at(deadline):
-                    reply = await self._wait(pending)
+            if deadline is not None and pending.result is None:
+                self._deadlines.add(deadline, pending)
+            reply = await self._wait(pending)
         except BaseException:  # cancelled, or failed: the server should stop working on it
             pending.wake = None
             self._abandon(pending)
             raise
-        if pending.result is None:
-            self._abandon(pending)
-            raise deadline_exceeded(pending, timeout)
+        if reply is EXPIRED:
+            if pending.result is None:
+                self._abandon(pending)
+                raise deadline_exceeded(pending, timeout)
+            reply = pending.result.unwrap()  # it arrived just after the deadline woke us
         return reply  # type: ignore[no-any-return]
 
     async def _send_when_room(self, payload: bytes, deadline: float | None) -> int:
@@ -249,6 +260,7 @@ async def connect(
     try:
         async with BackgroundNursery() as nursery:
             await nursery.start(client._driver.run)
+            await nursery.start(client._deadlines.run)
             try:
                 yield client
             finally:

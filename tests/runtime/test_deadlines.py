@@ -1,0 +1,65 @@
+"""The async client's deadline watcher: calls expire on time, without a cancel scope each."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+import rpc
+from rpc._deadlines import PRUNE_SLACK, DeadlineWatcher
+from rpc.errors import CallOutcome
+from tests.runtime.harness import LabImpl, sim_lab
+from tests.runtime.lab_service import LabClient
+
+
+async def test_a_later_call_with_an_earlier_deadline_expires_first(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    expired_at: dict[str, float] = {}
+    async with sim_lab(LabImpl()) as (_, _server, client):
+        lab = LabClient(client)
+        start = trio.current_time()
+
+        async def sleep_call(name: str, timeout: float) -> None:
+            with pytest.raises(rpc.DeadlineExceeded) as info:
+                await lab.sleep(60.0, timeout=timeout)
+            assert info.value.outcome is CallOutcome.UNKNOWN
+            expired_at[name] = trio.current_time() - start
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sleep_call, "long", 5.0)
+            await trio.sleep(0.1)
+            nursery.start_soon(sleep_call, "short", 1.0)
+    assert expired_at["short"] == pytest.approx(1.1, abs=0.01)
+    assert expired_at["long"] == pytest.approx(5.0, abs=0.01)
+
+
+async def test_many_calls_with_timeouts_keep_the_heap_small(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with sim_lab(LabImpl()) as (_, _server, client):
+        lab = LabClient(client)
+        for n in range(500):
+            assert await lab.bump("k", timeout=60.0) == n + 1
+        watcher = client._deadlines
+        assert len(watcher._heap) <= 2 * 1 + PRUNE_SLACK + 1
+
+
+async def test_watcher_wakes_only_items_still_waiting(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    woken: list[str] = []
+    waiting = {"a", "c"}
+    watcher = DeadlineWatcher(waiting.__contains__, woken.append)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(watcher.run)
+        now = trio.current_time()
+        watcher.add(now + 3.0, "c")
+        watcher.add(now + 1.0, "a")  # earlier than the watcher's current wake-up
+        watcher.add(now + 2.0, "b")  # finished before its deadline: not woken
+        await trio.sleep(1.5)
+        assert woken == ["a"]
+        await trio.sleep(2.0)
+        assert woken == ["a", "c"]
+        nursery.cancel_scope.cancel()
