@@ -6,6 +6,8 @@ module knows how to find a handler, run it and turn whatever it does into a ``RE
 
 from __future__ import annotations
 
+import dis
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -22,10 +24,36 @@ logger = logging.getLogger("rpc.server")
 RESERVED_SERVICE_PREFIX = "$"
 
 
-class CallPlan:
-    """A resolved method: its spec and the handler's bound coroutine function."""
+#: Fragments of the names of the opcodes with which a coroutine can suspend (await, async
+#: for/with, yield) in CPython 3.11 and later: a handler using none of them never suspends.
+_SUSPENDING_OPCODES = ("AWAIT", "YIELD", "SEND", "ASYNC", "AITER", "ANEXT")
 
-    __slots__ = ("fn", "method", "service")
+
+def never_suspends(fn: Callable[..., object]) -> bool:
+    """True when ``fn`` is an ``async def`` whose body cannot suspend (it has no ``await``).
+
+    Its coroutine then runs to completion in one ``send(None)``, touching no trio machinery
+    (no checkpoint, no parking, no cancel status), so it can safely run inline in the task
+    that received the call instead of costing a task hop to a worker. Anything else (other
+    callables, wrappers, bodies that await) is judged unsafe.
+    """
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None or not inspect.iscoroutinefunction(fn):
+        return False
+    return not any(
+        fragment in instruction.opname
+        for instruction in dis.get_instructions(code)
+        for fragment in _SUSPENDING_OPCODES
+    )
+
+
+class CallPlan:
+    """A resolved method: its spec and the handler's bound coroutine function.
+
+    ``inline`` is True when the handler never suspends (:func:`never_suspends`).
+    """
+
+    __slots__ = ("fn", "inline", "method", "service")
 
     def __init__(
         self, service: ServiceSpec, method: MethodSpec[Any], fn: Callable[..., Awaitable[Any]]
@@ -33,6 +61,7 @@ class CallPlan:
         self.service = service
         self.method = method
         self.fn = fn
+        self.inline = never_suspends(fn)
 
     def result_reply(self, call_no: int, result: object) -> tuple[Status, bytes]:
         """The status and encoded ``REPLY`` for a handler's return value."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
 import trio
 
@@ -19,7 +20,7 @@ from rpc import callproto
 from rpc._dispatch import CallPlan
 from rpc._workers import WorkerPool
 from rpc.callproto import CallMessage, Status
-from rpc.context import CallContext, _set_current
+from rpc.context import CallContext, _bind_current, _set_current, _unbind
 from rpc.reply_cache import ReplyCache, SessionKey
 
 Address = tuple[str, int]
@@ -136,6 +137,11 @@ class Executor:
         assert self._pool is not None
         ident = call.key, call.message.call_no
         self._running[ident] = call
+        # A handler that never suspends runs right here, without a hop to a worker, when a
+        # worker could have taken it at once: it overtakes nothing and the limit holds.
+        if call.plan.inline and not self._queue and len(self._running) <= self._max_concurrent:
+            self._run_inline(call)
+            return
         if not self._pool.submit(call):
             del self._running[ident]
             self._queue.append(call)
@@ -157,9 +163,7 @@ class Executor:
         """
         deadline = call.deadline
         started = self._clock()
-        if call.cancelled or (deadline is not None and deadline <= started):
-            self._failed["CANCELLED" if call.cancelled else "DEADLINE"] += 1
-            self._finish(call, None)
+        if not self._may_start(call, started):
             return False
         call.scope = scope
         if deadline is not None:
@@ -189,15 +193,58 @@ class Executor:
             elif returned:
                 if deadline is not None:  # setting a deadline is not free: only if armed
                     scope.deadline = math.inf
-                if status is Status.OK:
-                    self.completed += 1
-                else:
-                    self._failed[status.name] += 1
-                # A oneway call is executed at most once, and nobody waits for a result.
-                self._finish(call, None if call.message.flags & callproto.FLAG_ONEWAY else reply)
+                self._returned(call, status, reply)
             else:  # the whole server is being torn down
                 del self._running[call.key, call_no]
         return spent
+
+    def _run_inline(self, call: AdmittedCall) -> None:
+        """Run a handler that never suspends (``CallPlan.inline``) in this task: no hop.
+
+        Its coroutine completes in one ``send``; it cannot be cancelled midway (it has no
+        checkpoint), and a deadline that passed while it ran means no reply, as in a worker.
+        """
+        started = self._clock()
+        if not self._may_start(call, started):
+            return
+        plan, call_no = call.plan, call.message.call_no
+        token = _bind_current(call)
+        # inline implies a coroutine function (never_suspends checked it)
+        coro = cast("Coroutine[Any, Any, object]", plan.fn(*call.args))
+        try:
+            coro.send(None)
+        except StopIteration as stop:
+            status, reply = plan.result_reply(call_no, stop.value)
+        except Exception as exc:
+            status, reply = plan.error_reply(call_no, exc)
+        else:  # it suspended after all: it must not go on in this task
+            coro.close()
+            status, reply = plan.error_reply(call_no, RuntimeError("handler suspended inline"))
+        finally:
+            _unbind(token)
+        now = self._clock()
+        self.handler_seconds += now - started
+        if call.deadline is not None and call.deadline <= now:
+            self._failed["DEADLINE"] += 1
+            self._finish(call, None)
+        else:
+            self._returned(call, status, reply)
+
+    def _may_start(self, call: AdmittedCall, now: float) -> bool:
+        """False (and the call is finished) when it was cancelled or expired while queued."""
+        if call.cancelled or (call.deadline is not None and call.deadline <= now):
+            self._failed["CANCELLED" if call.cancelled else "DEADLINE"] += 1
+            self._finish(call, None)
+            return False
+        return True
+
+    def _returned(self, call: AdmittedCall, status: Status, reply: bytes) -> None:
+        if status is Status.OK:
+            self.completed += 1
+        else:
+            self._failed[status.name] += 1
+        # A oneway call is executed at most once, and nobody waits for a result.
+        self._finish(call, None if call.message.flags & callproto.FLAG_ONEWAY else reply)
 
     def _finish(self, call: AdmittedCall, reply: bytes | None) -> None:
         call_no = call.message.call_no

@@ -87,6 +87,16 @@ def _set_current(source: _ContextSource) -> None:
     _CURRENT.set(source)
 
 
+def _bind_current(source: _ContextSource) -> contextvars.Token[_ContextSource | None]:
+    """Bind the call for a handler run inline in another task; undo with :func:`_unbind`."""
+    return _CURRENT.set(source)
+
+
+def _unbind(token: contextvars.Token[_ContextSource | None]) -> None:
+    """Undo :func:`_bind_current`."""
+    _CURRENT.reset(token)
+
+
 async def run_sync_in_thread(
     fn: Callable[..., T], *args: object, abandon_on_cancel: bool = False
 ) -> T:
