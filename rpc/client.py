@@ -81,8 +81,6 @@ class Client:
         )
         self._capacity = trio.Event()
         self._deadlines = DeadlineWatcher(_is_waiting, _expire)
-        #: Set when the handshake ping under way ends (see :meth:`_handshake`).
-        self._handshaking: trio.Event | None = None
 
     @property
     def server_address(self) -> Address:
@@ -135,36 +133,16 @@ class Client:
     async def _handshake(self, deadline: float | None) -> None:
         """Ping to learn the server's epoch before the first cached call.
 
-        Concurrent first calls share one ping: the first sends it, the others wait for it
-        (within their own deadlines) and send their own only if it failed.
+        Each call that needs it sends its own ping, even when others are under way: under
+        loss, parallel pings are redundancy (sharing one ping made every caller wait for its
+        retransmission; see docs/rpc-layer.md §2.5).
         """
-        table = self._table
-        while table.server_epoch == callproto.EPOCH_UNKNOWN:
-            underway = self._handshaking
-            if underway is None:
-                await self._lead_handshake(deadline)
-                return
-            with trio.move_on_at(math.inf if deadline is None else deadline):
-                await underway.wait()
-            if deadline is not None and trio.current_time() >= deadline:
-                raise DeadlineExceeded(
-                    "no handshake with the server within the deadline",
-                    outcome=CallOutcome.NOT_DELIVERED,
-                )
-            if table.closed:
-                raise ClientClosed("the client is closed")
-
-    async def _lead_handshake(self, deadline: float | None) -> None:
-        self._handshaking = done = trio.Event()
+        pending, payload = self._table.build_ping()
         try:
-            pending, payload = self._table.build_ping()
             await self._round_trip(pending, payload, deadline, None)
         except RpcError as exc:
             exc.outcome = CallOutcome.NOT_DELIVERED  # the call itself was never sent
             raise
-        finally:
-            self._handshaking = None
-            done.set()
 
     async def _round_trip(
         self, pending: PendingCall, payload: bytes, deadline: float | None, timeout: float | None

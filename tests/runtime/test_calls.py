@@ -378,53 +378,6 @@ async def test_library_logs_restarts_and_shutdown_at_info(
     assert all(r.name.startswith("rpc.") for r in caplog.records)
 
 
-async def test_concurrent_first_calls_share_one_handshake_ping(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    results: list[int] = []
-    async with sim_lab() as (_, server, client):
-        lab = LabClient(client)
-
-        async def bump(key: str) -> None:
-            results.append(await lab.bump(key))
-
-        async with trio.open_nursery() as nursery:
-            for key in "abcde":
-                nursery.start_soon(bump, key)
-        stats = server.statistics()
-    assert results == [1] * 5
-    assert stats.pings == 1
-
-
-async def test_a_waiting_call_pings_itself_when_the_shared_handshake_fails(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    net = SimNetwork(31)
-    outcomes: dict[str, object] = {}
-    async with rpc.connect(*SERVER_ADDR, socket=net.socket()) as client:
-        lab = LabClient(client)
-
-        async def first() -> None:  # leads the handshake, gives up before a server exists
-            with pytest.raises(rpc.DeadlineExceeded) as info:
-                await lab.bump("a", timeout=0.5)
-            outcomes["first"] = info.value.outcome
-
-        async def second() -> None:  # waits for that handshake, then makes its own
-            await trio.sleep(0.1)
-            outcomes["second"] = await lab.bump("b", timeout=30.0)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(first)
-            nursery.start_soon(second)
-            await trio.sleep(1.0)
-            async with sim_server(net, [LabImpl()]) as server:
-                while "second" not in outcomes:
-                    await trio.sleep(0.1)
-                pings = server.statistics().pings
-    assert outcomes == {"first": CallOutcome.NOT_DELIVERED, "second": 1}
-    assert pings >= 1
-
-
 class HeldBump(LabImpl):
     """``bump`` holds its handler slot until the test releases it."""
 
