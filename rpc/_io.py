@@ -13,6 +13,8 @@ import socket
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from rpc._heap import prefer_heap_for_large_buffers
+
 Address = tuple[str, int]
 EventT = TypeVar("EventT")
 EventT_co = TypeVar("EventT_co", covariant=True)
@@ -130,6 +132,7 @@ def bind_udp_socket(
     address: Address = ("127.0.0.1", 0), *, buffer_bytes: int = SOCKET_BUFFER_BYTES
 ) -> socket.socket:
     """A non-blocking UDP socket bound to a numeric ``address`` (port 0 picks a free port)."""
+    prefer_heap_for_large_buffers()  # every real endpoint passes here; see rpc._heap
     host, port = address
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
