@@ -35,6 +35,27 @@ def test_reply_round_trips() -> None:
     assert callproto.decode_reply_untrusted(message) == (3, Status.VERSION_MISMATCH, [1, 4])
 
 
+BIG = callproto.LARGE_BIN
+
+
+@pytest.mark.parametrize("size", [BIG - 1, BIG, 3 * BIG + 7])
+def test_spliced_large_bins_encode_exactly_as_msgpack_packs_them(size: int) -> None:
+    # Large bins are joined in rather than packed; the bytes must be the packer's own, next to
+    # small bins, long strings (packed, longer than LARGE_BIN) and nested bins (not spliced).
+    blob = bytes(range(256)) * (size // 256) + b"t" * (size % 256)
+    args = {1: blob, 2: "s" * BIG, 3: [blob], 4: b"small", 5: blob}
+    call = callproto.encode_call(9, "Bulk", 1, 2, None, 0, 3, 4, args)
+    assert call == msgpack.packb([callproto.KIND_CALL, 9, "Bulk", 1, 2, None, 0, 3, 4, args])
+    decoded = callproto.decode_call_untrusted(callproto.unpack_untrusted(call))
+    assert decoded.args == args
+    assert type(decoded.args[1]) is bytes  # type: ignore[index]
+    reply = callproto.encode_reply(5, Status.OK, blob)
+    assert reply == msgpack.packb([callproto.KIND_REPLY, 5, int(Status.OK), blob])
+    body = callproto.decode_reply_untrusted(callproto.unpack_untrusted(reply)).body
+    assert body == blob
+    assert type(body) is bytes
+
+
 @pytest.mark.parametrize(
     ("encode", "kind"),
     [
