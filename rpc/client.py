@@ -168,6 +168,9 @@ class Client:
                 self._abandon(pending)
                 raise deadline_exceeded(pending, timeout)
             reply = pending.result.unwrap()  # it arrived just after the deadline woke us
+        # The deadline heap keeps finished calls' entries until its next prune (up to
+        # PRUNE_SLACK of them): they must not keep their replies, possibly megabytes, alive.
+        pending.result = None
         return reply  # type: ignore[no-any-return]
 
     async def _send_when_room(self, payload: bytes, deadline: float | None) -> int:

@@ -46,6 +46,20 @@ async def test_many_calls_with_timeouts_keep_the_heap_small(
         assert len(watcher._heap) <= 2 * 1 + PRUNE_SLACK + 1
 
 
+async def test_finished_calls_left_in_the_heap_do_not_keep_their_replies(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Leftover entries wait for the next prune; each used to hold its call's reply (a 1 MiB
+    # echo kept up to PRUNE_SLACK MiB alive and faulted fresh memory in on every call).
+    async with sim_lab(LabImpl()) as (_, _server, client):
+        lab = LabClient(client)
+        for n in range(10):
+            assert await lab.bump("k", timeout=60.0) == n + 1
+        leftovers = [entry[2] for entry in client._deadlines._heap]
+        assert len(leftovers) >= 10
+        assert all(pending.result is None for pending in leftovers)
+
+
 async def test_watcher_wakes_only_items_still_waiting(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
