@@ -23,7 +23,7 @@ from rpc.events import (
     TransportEvent,
 )
 from rpc.fragments import ReassemblyBudget
-from rpc.peer import Peer
+from rpc.peer import AMPLIFICATION_FACTOR, Peer
 from rpc.stats import SUMMED_FIELDS, Counters, EndpointStatistics, PeerStatistics
 from rpc.wire import (
     FLAG_DATA,
@@ -188,8 +188,15 @@ class Endpoint:
         peer.send_owed_ack(now, self.epoch, out)
         if peer.epoch:  # the peer knows a session with us only once we have heard from it
             close = encode_close(self.epoch, peer.epoch)
-            out.extend([(close, addr)] * CLOSE_COPIES)
-            self._counters.closes_sent += CLOSE_COPIES
+            copies = CLOSE_COPIES
+            if not peer.validated:
+                # An unvalidated address may be a spoofed victim: the CLOSE stays within
+                # the 3x anti-amplification budget like everything else (RFC 9000 §8.1).
+                c = peer.counters
+                budget = AMPLIFICATION_FACTOR * c.bytes_received - c.bytes_sent
+                copies = max(0, min(CLOSE_COPIES, budget // len(close)))
+            out.extend([(close, addr)] * copies)
+            self._counters.closes_sent += copies
         self._notices.extend(out)
         self._retire_session(peer)
 

@@ -153,6 +153,10 @@ class Server:
                 await nursery.start(self._driver.run)
                 task_status.started(self.address)
                 await self._stopped.wait()
+                # A graceful stop ends every client session with a CLOSE (best effort), so
+                # clients learn at once instead of after their liveness timeout. A crash
+                # (cancellation) never gets here and sends nothing, as a real crash would.
+                await self._driver.aclose()
                 nursery.cancel_scope.cancel()
         finally:
             socket.close()

@@ -171,6 +171,25 @@ async def test_graceful_shutdown_finishes_in_flight_calls_and_refuses_new_ones(
     assert impl.sleep_finished == 1
 
 
+async def test_graceful_shutdown_ends_client_sessions_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(9)
+    server = rpc.Server([LabImpl()], socket=net.socket(SERVER_ADDR))
+    async with trio.open_nursery() as outer:
+        await outer.start(server.serve)
+        async with rpc.connect(*SERVER_ADDR, socket=net.socket()) as client:
+            assert await LabClient(client).divide(4, 2) == 2.0
+            await server.shutdown(grace=1.0)
+            # The server's CLOSE arrives within a network delay, long before any liveness
+            # timeout could have told the client that the server is gone.
+            await trio.sleep(0.05)
+            transport = client.statistics().transport
+    assert server.statistics().transport.closes_sent >= 1
+    assert transport.peers_closed == 1
+    assert transport.peers_unreachable == 0
+
+
 async def test_several_versions_and_the_async_context_manager(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -108,3 +108,24 @@ def test_a_close_frame_is_a_bare_header() -> None:
         1,
         2,
     )
+
+
+
+
+def test_closing_an_unvalidated_peer_stays_within_the_amplification_budget() -> None:
+    # A server that heard one small datagram from an address (perhaps spoofed) and already
+    # spent most of its 3x budget on a reply sends fewer CLOSE frames: a CLOSE is subject
+    # to anti-amplification like everything else.
+    client = Endpoint(CONFIG, accept_new_peers=False, epoch=0xC1)
+    server = Endpoint(CONFIG, accept_new_peers=True, epoch=0x5E)
+    client.send_message(SERVER, b"x", now=0.0)
+    data, _ = client.datagrams_to_send(now=0.0)[0]
+    server.receive_datagram(data, CLIENT, now=0.0)
+    drain(server)
+    server.send_message(CLIENT, b"y" * 60, now=0.001)
+    out = server.datagrams_to_send(now=0.001)
+    server.close_peer(CLIENT, now=0.002)
+    out += server.datagrams_to_send(now=0.002)
+    sent = sum(len(datagram) for datagram, _ in out)
+    assert sent <= 3 * len(data)
+    assert server.statistics().closes_sent < CLOSE_COPIES
