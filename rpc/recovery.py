@@ -156,14 +156,19 @@ class LossRecovery:
         # Ranges come highest first and are walked upwards, so the largest newly acknowledged
         # packet is the last one taken from the first range that acknowledged anything.
         newest = max(acked, key=_packet_number) if len(ranges) > 1 else acked[-1]
+        # The cached PTO depends only on the RTT estimate and the backoff: recomputed only
+        # when one of them changes (most ACKs without a new sample change neither).
+        stale = self.pto_count != 0
         if newest.packet_number == ranges[0][1]:
             # RFC 9002 §5.1: a sample only when the largest acknowledged is newly acknowledged.
             self.rtt.update(now - newest.time_sent, ack_delay, self.max_ack_delay)
+            stale = True
         # Only packets we really sent count: a forged huge "largest" cannot fake losses.
         if newest.packet_number > self.largest_acked:
             self.largest_acked = newest.packet_number
         self.pto_count = 0  # RFC 9002 §6.2.1: an acknowledgement resets the backoff
-        self._update_pto()
+        if stale:
+            self._update_pto()
         for packet in acked:
             self._on_acked_cc(packet)
         if sent and next(iter(sent)) < self.largest_acked:
@@ -184,7 +189,8 @@ class LossRecovery:
             self.congestion_window += packet.size
         else:
             self.congestion_window += self.max_datagram_size * packet.size // self.congestion_window
-        self.congestion_window = min(self.congestion_window, self.max_window)
+        if self.congestion_window > self.max_window:
+            self.congestion_window = self.max_window
 
     def _advance_low_water(self) -> None:
         sent = self.sent

@@ -32,7 +32,8 @@ class RttEstimator:
 
     def update(self, latest_rtt: float, ack_delay: float, max_ack_delay: float) -> None:
         """Take one RTT sample; ``ack_delay`` is what the peer reported (RFC 9002 §5.3)."""
-        latest_rtt = max(latest_rtt, 0.0)
+        if latest_rtt < 0.0:  # comparisons, not max()/min(): this runs once per ACK
+            latest_rtt = 0.0
         self.latest_rtt = latest_rtt
         if not self.has_sample:
             self.has_sample = True
@@ -40,9 +41,11 @@ class RttEstimator:
             self.smoothed_rtt = latest_rtt
             self.rttvar = latest_rtt / 2
             return
-        self.min_rtt = min(self.min_rtt, latest_rtt)
+        if latest_rtt < self.min_rtt:
+            self.min_rtt = latest_rtt
         # The peer's ack delay is trusted only up to max_ack_delay and never below min_rtt.
-        ack_delay = min(ack_delay, max_ack_delay)
+        if ack_delay > max_ack_delay:
+            ack_delay = max_ack_delay
         adjusted = latest_rtt
         if latest_rtt >= self.min_rtt + ack_delay:
             adjusted = latest_rtt - ack_delay
@@ -51,8 +54,11 @@ class RttEstimator:
 
     def pto_base(self, max_ack_delay: float, min_pto: float) -> float:
         """RFC 9002 §6.2.1: smoothed_rtt + max(4 * rttvar, kGranularity) + max_ack_delay."""
-        pto = self.smoothed_rtt + max(RTTVAR_FACTOR * self.rttvar, GRANULARITY) + max_ack_delay
-        return max(pto, min_pto)
+        variation = RTTVAR_FACTOR * self.rttvar
+        if variation < GRANULARITY:
+            variation = GRANULARITY
+        pto = self.smoothed_rtt + variation + max_ack_delay
+        return pto if pto > min_pto else min_pto
 
     def loss_delay(self) -> float:
         """RFC 9002 §6.1.2: kTimeThreshold (9/8) * max(smoothed_rtt, latest_rtt), >= granularity."""
