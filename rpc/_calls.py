@@ -217,6 +217,24 @@ class CallTable:
         self._calls.pop(pending.call_no, None)
         return pending.refusal
 
+    def finish(
+        self,
+        service: ServiceSpec,
+        method: MethodSpec[Any],
+        pending: PendingCall,
+        reply: tuple[Status, object] | None,
+    ) -> Any:
+        """The call's result from its round trip's ``reply``; raises the matching ``RpcError``.
+
+        ``None`` means an acknowledged oneway call: it is retired, and its refusal, if one came
+        with the ack, raises. Both clients end a call here, so they decode alike.
+        """
+        if reply is None:
+            reply = self.settle_oneway(pending)
+            if reply is None:
+                return None  # oneway methods are void
+        return result_of_reply(service, method, *reply)
+
     def abandon(self, pending: PendingCall) -> bytes | None:
         """The caller stopped waiting; returns the ``CANCEL`` to send, if the server should know.
 

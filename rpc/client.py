@@ -27,7 +27,6 @@ from rpc._calls import (
     ClientStatistics,
     PendingCall,
     deadline_exceeded,
-    result_of_reply,
 )
 from rpc._deadlines import EXPIRED, DeadlineWatcher, wake_expired
 from rpc._io import DatagramSocket, client_bind_host
@@ -109,13 +108,7 @@ class Client:
                     timeout = deadline - trio.current_time()
             pending, payload = table.build_call(service, method, wire_args, timeout)
             reply = await self._round_trip(pending, payload, deadline, timeout)
-            if reply is None:  # a oneway call, acknowledged: was it refused on arrival?
-                reply = table.settle_oneway(pending)
-            result: R = (
-                None  # type: ignore[assignment]  # oneway methods are void
-                if reply is None
-                else result_of_reply(service, method, *reply)
-            )
+            result: R = table.finish(service, method, pending, reply)
         except RpcError as exc:
             self._table.failed[type(exc).__name__] += 1
             raise

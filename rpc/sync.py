@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from rpc import callproto, events
 from rpc._blocking import BlockingDriver, bind_udp_socket
@@ -31,7 +31,6 @@ from rpc._calls import (
     ClientStatistics,
     PendingCall,
     deadline_exceeded,
-    result_of_reply,
 )
 from rpc._io import client_bind_host
 from rpc.config import TransportConfig
@@ -99,14 +98,12 @@ class SyncClient:
                         timeout = deadline - time.monotonic()
                 pending, payload = table.build_call(service, method, wire_args, timeout)
                 reply = self._round_trip(pending, payload, deadline, timeout)
-                if reply is None:  # a oneway call, acknowledged: was it refused on arrival?
-                    reply = table.settle_oneway(pending)
-                result: Any = None if reply is None else result_of_reply(service, method, *reply)
+                result: R = table.finish(service, method, pending, reply)
             except RpcError as exc:
                 self._table.failed[type(exc).__name__] += 1
                 raise
             self._table.succeeded += 1
-            return result  # type: ignore[no-any-return]
+            return result
 
     def ping(self, *, timeout: float | None = None) -> float:
         """Call the server's null procedure; returns the round-trip time in seconds."""
