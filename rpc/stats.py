@@ -66,12 +66,9 @@ class Counters:
 
 
 @dataclass(frozen=True, slots=True)
-class PeerStatistics:
-    """A snapshot of one peer: traffic counters and current estimates."""
+class TrafficTotals:
+    """The per-peer traffic counters, as frozen fields shared by both snapshots."""
 
-    addr: Address
-    peer_epoch: int
-    validated: bool
     datagrams_sent: int
     datagrams_received: int
     bytes_sent: int
@@ -95,6 +92,15 @@ class PeerStatistics:
     reassembly_dropped: int
     reassembly_timeouts: int
     amplification_limited: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatistics(TrafficTotals):
+    """A snapshot of one peer: traffic counters and current estimates."""
+
+    addr: Address
+    peer_epoch: int
+    validated: bool
     smoothed_rtt: float
     rttvar: float
     min_rtt: float
@@ -107,33 +113,10 @@ class PeerStatistics:
 
 
 @dataclass(frozen=True, slots=True)
-class EndpointStatistics:
+class EndpointStatistics(TrafficTotals):
     """A snapshot of a whole endpoint: totals over current and forgotten peers."""
 
     peers: int
-    datagrams_sent: int
-    datagrams_received: int
-    bytes_sent: int
-    bytes_received: int
-    messages_sent: int
-    messages_received: int
-    messages_acked: int
-    messages_compressed: int
-    acks_sent: int
-    retransmissions: int
-    fast_retransmits: int
-    probes_sent: int
-    lost_packets: int
-    #: Packets declared lost whose original was acknowledged later: reordering, not loss.
-    spurious_losses: int
-    duplicate_datagrams: int
-    duplicate_messages: int
-    old_epoch_dropped: int
-    malformed_dropped: int
-    decompression_failures: int
-    reassembly_dropped: int
-    reassembly_timeouts: int
-    amplification_limited: int
     #: Datagrams dropped because their sender epoch belongs to a live peer at another address.
     address_mismatch_drops: int
     crc_failures: int
@@ -151,6 +134,6 @@ class EndpointStatistics:
 
 
 #: EndpointStatistics fields that are sums of the per-peer counters.
-SUMMED_FIELDS = tuple(f.name for f in fields(EndpointStatistics) if f.name in Counters.__slots__)
+SUMMED_FIELDS = tuple(f.name for f in fields(TrafficTotals))
 
 __all__ = ["Counters", "EndpointStatistics", "PeerStatistics"]
