@@ -106,6 +106,20 @@ class LabImpl(LabHandler):
         return f"{call.service} v{call.version} {call.method} #{call.call_number} {budget}"
 
 
+class HeldBump(LabImpl):
+    """``bump`` (a cached call) holds its handler slot until the test releases it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = trio.Event()
+        self.release = trio.Event()
+
+    async def bump(self, key: str) -> int:
+        self.entered.set()
+        await self.release.wait()
+        return await super().bump(key)
+
+
 class LabV1Impl(LabV1Handler):
     """Lab v1."""
 

@@ -12,7 +12,7 @@ from rpc import callproto
 from rpc.errors import CallOutcome
 from rpc.reply_cache import ENTRY_OVERHEAD
 from rpc.testing import LinkFaults, SimNetwork
-from tests.runtime.harness import SERVER_ADDR, LabImpl, sim_lab, sim_server
+from tests.runtime.harness import SERVER_ADDR, HeldBump, LabImpl, sim_lab, sim_server
 from tests.runtime.lab_service import LAB_V2, LabClient
 
 BUMP = LAB_V2.methods[10]
@@ -203,25 +203,11 @@ async def test_closed_client_session_is_released_at_once(
     assert server.statistics().transport.retransmissions == 0
 
 
-class SlowBump(LabImpl):
-    """``bump`` (a cached call) waits until the test releases it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entered = trio.Event()
-        self.release = trio.Event()
-
-    async def bump(self, key: str) -> int:
-        self.entered.set()
-        await self.release.wait()
-        return await super().bump(key)
-
-
 async def test_call_running_when_its_client_closes_finishes_without_a_reply(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     net = SimNetwork(15)
-    impl = SlowBump()
+    impl = HeldBump()
     async with sim_server(net, [impl]) as server:
         async def call_then_close() -> None:
             async with (

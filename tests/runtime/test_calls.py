@@ -11,7 +11,7 @@ import trio
 import rpc
 from rpc.errors import CallOutcome
 from rpc.testing import LinkFaults, SimNetwork
-from tests.runtime.harness import SERVER_ADDR, LabImpl, LabV1Impl, sim_lab, sim_server
+from tests.runtime.harness import SERVER_ADDR, HeldBump, LabImpl, LabV1Impl, sim_lab, sim_server
 from tests.runtime.lab_service import Color, LabClient, Point, Shape
 
 
@@ -395,20 +395,6 @@ async def test_library_logs_restarts_and_shutdown_at_info(
         await server.shutdown(grace=1.0)
     assert any("shutting down" in r.getMessage() for r in caplog.records)
     assert all(r.name.startswith("rpc.") for r in caplog.records)
-
-
-class HeldBump(LabImpl):
-    """``bump`` holds its handler slot until the test releases it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entered = trio.Event()
-        self.release = trio.Event()
-
-    async def bump(self, key: str) -> int:
-        self.entered.set()
-        await self.release.wait()
-        return await super().bump(key)
 
 
 async def test_a_refused_oneway_call_is_reported_to_its_caller(
