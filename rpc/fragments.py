@@ -25,11 +25,6 @@ class OutgoingMessage:
         # offset -> packet number of its latest transmission (-1: queued, not yet sent)
         self.unacked: dict[int, int] = {}
 
-    @property
-    def fully_sent(self) -> bool:
-        """True once every fragment went out at least once."""
-        return self.next_offset >= len(self.payload) and (self.next_offset > 0 or not self.payload)
-
     def fragment(self, offset: int) -> bytes:
         """The bytes of the fragment starting at ``offset``."""
         return self.payload[offset : offset + self.fragment_size]

@@ -356,16 +356,6 @@ class Peer:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def has_output(self, now: float) -> bool:
-        """Whether ``build`` might produce a datagram now."""
-        acks = self.acks
-        return bool(
-            self.probes
-            or self.retransmit
-            or self.new_queue
-            or (acks.ack_deadline is not None and acks.ack_deadline <= now)
-        )
-
     def build(self, now: float, epoch: int, out: list[tuple[bytes, Address]]) -> int:
         """Append every datagram this peer may send now to ``out``; return how many."""
         built = 0

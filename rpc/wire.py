@@ -62,12 +62,6 @@ MIN_DATAGRAM = HEADER_SIZE + CRC_SIZE
 _U32_MAX = 0xFFFFFFFF
 
 
-def overhead(max_ack_ranges: int) -> int:
-    """Bytes of a datagram that are not fragment payload, in the worst case."""
-    ack = ACK_HEAD.size + ACK_RANGE.size * (max_ack_ranges - 1)
-    return HEADER_SIZE + ack + DATA_HEAD.size + CRC_SIZE
-
-
 class Datagram:
     """One decoded datagram. Plain slots object: it is built once per received datagram."""
 
