@@ -3,7 +3,12 @@
 The public API is re-exported here; generated code imports only this package.
 """
 
+# ruff: noqa: E402  (the transport-core guard must run before the imports below)
 import logging
+
+from rpc import _accel
+
+_accel.install()  # before anything imports the transport core: never run a stale extension
 
 from rpc import schema as schema  # generated code refers to rpc.schema.<descriptor>
 from rpc.client import Client, ClientStatistics, connect

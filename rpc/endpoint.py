@@ -50,25 +50,29 @@ CLOSED_EPOCHS = 4096
 CLOSE_COPIES = 2
 #: Stands in the epoch index for the address of a closed session: matches no real address.
 _CLOSED: Address = ("", -1)
+#: What the endpoint accepts as a payload or a datagram; anything but ``bytes`` is copied once.
+BytesLike = bytes | bytearray | memoryview
+
+
+#: The counters that belong to no peer (the fields of :class:`_EndpointCounters`).
+_ENDPOINT_COUNTER_NAMES = (
+    "address_mismatch_drops",
+    "closes_sent",
+    "crc_failures",
+    "epoch_notices_sent",
+    "events_dropped",
+    "notices_dropped",
+    "peer_table_full_dropped",
+    "peers_closed",
+    "peers_evicted",
+    "peers_restarted",
+    "peers_unreachable",
+    "unknown_peer_dropped",
+)
 
 
 class _EndpointCounters:
     """Counters that belong to no peer."""
-
-    __slots__ = (
-        "address_mismatch_drops",
-        "closes_sent",
-        "crc_failures",
-        "epoch_notices_sent",
-        "events_dropped",
-        "notices_dropped",
-        "peer_table_full_dropped",
-        "peers_closed",
-        "peers_evicted",
-        "peers_restarted",
-        "peers_unreachable",
-        "unknown_peer_dropped",
-    )
 
     def __init__(self) -> None:
         self.address_mismatch_drops = 0
@@ -128,7 +132,7 @@ class Endpoint:
 
     # -- application API ---------------------------------------------------------------------
 
-    def send_message(self, addr: Address, payload: bytes, *, now: float) -> int:
+    def send_message(self, addr: Address, payload: BytesLike, *, now: float) -> int:
         """Queue ``payload`` for reliable delivery to ``addr``; return its message id.
 
         Raises :class:`SendBufferFull` when the peer's send buffer cannot take it (wait for
@@ -224,8 +228,10 @@ class Endpoint:
 
     # -- network input -----------------------------------------------------------------------
 
-    def receive_datagram(self, data: bytes, addr: Address, *, now: float) -> None:
+    def receive_datagram(self, data: BytesLike, addr: Address, *, now: float) -> None:
         """Process one datagram received from ``addr``. Bad datagrams are dropped and counted."""
+        if type(data) is not bytes:
+            data = bytes(data)  # decoded fields are slices: they must not alias a caller's buffer
         try:
             dgram = decode_datagram_untrusted(data)
         except CrcMismatch:
@@ -245,7 +251,10 @@ class Endpoint:
             return
         peer = self._peers.get(addr)
         if dgram.kind != TYPE_PACKET:
-            self._on_bare[dgram.kind](self, dgram, peer, now)
+            if dgram.kind == TYPE_CLOSE:
+                self._on_close(dgram, peer, now)
+            elif dgram.kind == TYPE_EPOCH_NOTICE:
+                self._on_epoch_notice(dgram, peer, now)
             return
         if dgram.receiver_epoch not in (0, self.epoch):
             # Addressed to an earlier incarnation of this endpoint: tell the sender we restarted.
@@ -360,8 +369,6 @@ class Endpoint:
         self._counters.peers_closed += 1
         self._emit(PeerClosed(peer.addr, dgram.sender_epoch))
 
-    _on_bare = {TYPE_EPOCH_NOTICE: _on_epoch_notice, TYPE_CLOSE: _on_close}
-
     def _queue_notice(self, dgram: Datagram, addr: Address, size: int) -> None:
         """Answer an ack-eliciting datagram for an old epoch with an epoch notice.
 
@@ -474,7 +481,7 @@ class Endpoint:
         for peer in self._peers.values():
             totals.add(peer.counters)
         summed = {name: getattr(totals, name) for name in SUMMED_FIELDS}
-        own = {name: getattr(self._counters, name) for name in _EndpointCounters.__slots__}
+        own = {name: getattr(self._counters, name) for name in _ENDPOINT_COUNTER_NAMES}
         return EndpointStatistics(peers=len(self._peers), **summed, **own)
 
     def peer_statistics(self, addr: Address) -> PeerStatistics | None:

@@ -19,7 +19,6 @@ from rpc.events import (
 )
 from rpc.fragments import (
     DUPLICATE,
-    INCOMPLETE,
     MALFORMED,
     REFUSED,
     OutgoingMessage,
@@ -263,7 +262,16 @@ class Peer:
         if isinstance(result, bytes):
             self._deliver(result, compressed)
             return True
-        return self._DATA_STATUS[result](self)
+        if result == DUPLICATE:
+            self.counters.duplicate_messages += 1
+            return True  # acknowledge again: the sender evidently missed our ACK
+        if result == REFUSED:
+            self.counters.reassembly_dropped += 1
+            return False
+        if result == MALFORMED:
+            self.counters.malformed_dropped += 1
+            return False
+        return True  # incomplete
 
     def _deliver(self, payload: bytes, compressed: bool) -> None:
         if compressed:
@@ -275,28 +283,6 @@ class Peer:
                 return
         self.counters.messages_received += 1
         self.emit(MessageReceived(self.addr, payload, self.epoch))
-
-    def _incomplete(self) -> bool:
-        return True
-
-    def _duplicate(self) -> bool:
-        self.counters.duplicate_messages += 1
-        return True  # acknowledge again: the sender evidently missed our ACK
-
-    def _refused(self) -> bool:
-        self.counters.reassembly_dropped += 1
-        return False
-
-    def _malformed(self) -> bool:
-        self.counters.malformed_dropped += 1
-        return False
-
-    _DATA_STATUS = {
-        INCOMPLETE: _incomplete,
-        DUPLICATE: _duplicate,
-        REFUSED: _refused,
-        MALFORMED: _malformed,
-    }
 
     # -- timers ------------------------------------------------------------------------------
 

@@ -261,7 +261,7 @@ class LossRecovery:
         self.recovery_start = now
         minimum = MINIMUM_WINDOW_DATAGRAMS * self.max_datagram_size
         self.congestion_window = max(int(self.congestion_window * LOSS_REDUCTION_FACTOR), minimum)
-        self.ssthresh = self.congestion_window
+        self.ssthresh = float(self.congestion_window)
 
     # -- timers ------------------------------------------------------------------------------
 

@@ -130,9 +130,9 @@ def test_statistics_are_frozen_snapshots_that_survive_forgetting_a_peer() -> Non
 def test_bytes_like_inputs_are_accepted_and_bad_epochs_refused() -> None:
     client = Endpoint(CONFIG, accept_new_peers=False, epoch=1)
     server = Endpoint(CONFIG, accept_new_peers=True, epoch=2)
-    client.send_message(SERVER, bytearray(b"from a bytearray"), now=0.0)  # type: ignore[arg-type]
+    client.send_message(SERVER, bytearray(b"from a bytearray"), now=0.0)
     ((data, _),) = client.datagrams_to_send(now=0.0)
-    server.receive_datagram(memoryview(data), CLIENT, now=0.0)  # type: ignore[arg-type]
+    server.receive_datagram(memoryview(data), CLIENT, now=0.0)
     assert drain(server) == [MessageReceived(CLIENT, b"from a bytearray", 1)]
     with pytest.raises(InvalidArgument):
         Endpoint(accept_new_peers=True, epoch=2**64)
