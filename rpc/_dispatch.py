@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from rpc import callproto
-from rpc.callproto import CallMessage, Status
+from rpc.callproto import Status
 from rpc.errors import ApplicationError, InvalidArgument
 from rpc.schema import ValidationError
 from rpc.service import Handler, MethodSpec, ServiceSpec
@@ -67,9 +67,7 @@ class CallPlan:
         """The status and encoded ``REPLY`` for a handler's return value."""
         method = self.method
         try:
-            return Status.OK, callproto.encode_reply(
-                call_no, Status.OK, method.encode_result(result)
-            )
+            return Status.OK, callproto.encode_ok_reply(call_no, method.encode_result(result))
         except ValidationError as exc:
             logger.warning("%s.%s returned an invalid result: %s",
                            self.service.name, method.name, exc)
@@ -138,17 +136,19 @@ class ServiceTable:
         low, high = self._versions.get(spec.name, (spec.version, spec.version))
         self._versions[spec.name] = (min(low, spec.version), max(high, spec.version))
 
-    def resolve(self, call: CallMessage) -> tuple[CallPlan | None, Status, object]:
+    def resolve(
+        self, service: str, version: int, method: int
+    ) -> tuple[CallPlan | None, Status, object]:
         """The plan for a call, or ``None`` with the refusal status and body."""
-        plans = self._plans.get((call.service, call.version))
+        plans = self._plans.get((service, version))
         if plans is None:
-            versions = self._versions.get(call.service)
+            versions = self._versions.get(service)
             if versions is None:
-                return None, Status.UNKNOWN_SERVICE, f"no service named {call.service!r}"
+                return None, Status.UNKNOWN_SERVICE, f"no service named {service!r}"
             return None, Status.VERSION_MISMATCH, list(versions)
-        plan = plans.get(call.method)
+        plan = plans.get(method)
         if plan is None:
             return None, Status.UNKNOWN_METHOD, (
-                f"{call.service} version {call.version} has no method {call.method}"
+                f"{service} version {version} has no method {method}"
             )
         return plan, Status.OK, None

@@ -19,7 +19,7 @@ import trio
 from rpc import callproto
 from rpc._dispatch import CallPlan
 from rpc._workers import WorkerPool
-from rpc.callproto import CallMessage, Status
+from rpc.callproto import Status
 from rpc.context import CallContext, _bind_current, _set_current, _unbind
 from rpc.reply_cache import ReplyCache, SessionKey
 
@@ -31,7 +31,7 @@ class AdmittedCall:
     """One admitted call on its way through the queue and a worker."""
 
     __slots__ = (
-        "addr", "args", "cancelled", "context", "deadline", "key", "message", "plan",
+        "addr", "args", "call_no", "cancelled", "context", "deadline", "flags", "key", "plan",
         "reply_wanted", "scope",
     )
 
@@ -39,14 +39,17 @@ class AdmittedCall:
         self,
         addr: Address,
         key: SessionKey,
-        message: CallMessage,
+        call_no: int,
+        flags: int,
         plan: CallPlan,
         args: tuple[object, ...],
         deadline: float | None,
     ) -> None:
         self.addr = addr
         self.key = key
-        self.message = message
+        self.call_no = call_no
+        #: The CALL's flags (``callproto.FLAG_*``).
+        self.flags = flags
         self.plan = plan
         self.args = args
         self.deadline = deadline
@@ -62,7 +65,7 @@ class AdmittedCall:
         if self.context is None:
             plan = self.plan
             self.context = CallContext(
-                self.addr, self.key[1], self.message.call_no, plan.service.name,
+                self.addr, self.key[1], self.call_no, plan.service.name,
                 plan.service.version, plan.method.name, self.deadline, self,
             )
         return self.context
@@ -135,15 +138,16 @@ class Executor:
     def submit(self, call: AdmittedCall) -> None:
         """Run ``call`` now if a worker is free, else queue it (check :meth:`full` first)."""
         assert self._pool is not None
-        ident = call.key, call.message.call_no
-        self._running[ident] = call
+        ident = call.key, call.call_no
+        running = self._running
+        running[ident] = call
         # A handler that never suspends runs right here, without a hop to a worker, when a
         # worker could have taken it at once: it overtakes nothing and the limit holds.
-        if call.plan.inline and not self._queue and len(self._running) <= self._max_concurrent:
-            self._run_inline(call)
+        if call.plan.inline and not self._queue and len(running) <= self._max_concurrent:
+            self._run_inline(call, ident)
             return
         if not self._pool.submit(call):
-            del self._running[ident]
+            del running[ident]
             self._queue.append(call)
             self._queued[ident] = call
 
@@ -163,13 +167,14 @@ class Executor:
         """
         deadline = call.deadline
         started = self._clock()
-        if not self._may_start(call, started):
+        if call.cancelled or (deadline is not None and deadline <= started):
+            self._not_started(call)
             return False
         call.scope = scope
         if deadline is not None:
             scope.deadline = deadline
         _set_current(call)
-        plan, call_no = call.plan, call.message.call_no
+        plan, call_no = call.plan, call.call_no
         status, reply, returned = Status.OK, b"", False
         try:
             try:
@@ -189,25 +194,28 @@ class Executor:
             spent = call.cancelled or (deadline is not None and scope.cancel_called)
             if spent:  # nobody wants a reply
                 self._failed["DEADLINE" if scope.deadline <= now else "CANCELLED"] += 1
-                self._finish(call, None)
+                self._finish(call, (call.key, call_no), None)
             elif returned:
                 if deadline is not None:  # setting a deadline is not free: only if armed
                     scope.deadline = math.inf
-                self._returned(call, status, reply)
+                self._returned(call, (call.key, call_no), status, reply)
             else:  # the whole server is being torn down
                 del self._running[call.key, call_no]
         return spent
 
-    def _run_inline(self, call: AdmittedCall) -> None:
+    def _run_inline(self, call: AdmittedCall, ident: CallId) -> None:
         """Run a handler that never suspends (``CallPlan.inline``) in this task: no hop.
 
         Its coroutine completes in one ``send``; it cannot be cancelled midway (it has no
         checkpoint), and a deadline that passed while it ran means no reply, as in a worker.
         """
-        started = self._clock()
-        if not self._may_start(call, started):
+        clock = self._clock
+        started = clock()
+        deadline = call.deadline
+        if call.cancelled or (deadline is not None and deadline <= started):
+            self._not_started(call)
             return
-        plan, call_no = call.plan, call.message.call_no
+        plan, call_no = call.plan, call.call_no
         token = _bind_current(call)
         # inline implies a coroutine function (never_suspends checked it)
         coro = cast("Coroutine[Any, Any, object]", plan.fn(*call.args))
@@ -222,33 +230,29 @@ class Executor:
             status, reply = plan.error_reply(call_no, RuntimeError("handler suspended inline"))
         finally:
             _unbind(token)
-        now = self._clock()
+        now = clock()
         self.handler_seconds += now - started
-        if call.deadline is not None and call.deadline <= now:
+        if deadline is not None and deadline <= now:
             self._failed["DEADLINE"] += 1
-            self._finish(call, None)
+            self._finish(call, ident, None)
         else:
-            self._returned(call, status, reply)
+            self._returned(call, ident, status, reply)
 
-    def _may_start(self, call: AdmittedCall, now: float) -> bool:
-        """False (and the call is finished) when it was cancelled or expired while queued."""
-        if call.cancelled or (call.deadline is not None and call.deadline <= now):
-            self._failed["CANCELLED" if call.cancelled else "DEADLINE"] += 1
-            self._finish(call, None)
-            return False
-        return True
+    def _not_started(self, call: AdmittedCall) -> None:
+        """Finish a call that was cancelled or expired before its handler could start."""
+        self._failed["CANCELLED" if call.cancelled else "DEADLINE"] += 1
+        self._finish(call, (call.key, call.call_no), None)
 
-    def _returned(self, call: AdmittedCall, status: Status, reply: bytes) -> None:
+    def _returned(self, call: AdmittedCall, ident: CallId, status: Status, reply: bytes) -> None:
         if status is Status.OK:
             self.completed += 1
         else:
             self._failed[status.name] += 1
         # A oneway call is executed at most once, and nobody waits for a result.
-        self._finish(call, None if call.message.flags & callproto.FLAG_ONEWAY else reply)
+        self._finish(call, ident, None if call.flags & callproto.FLAG_ONEWAY else reply)
 
-    def _finish(self, call: AdmittedCall, reply: bytes | None) -> None:
-        call_no = call.message.call_no
-        del self._running[call.key, call_no]
+    def _finish(self, call: AdmittedCall, ident: CallId, reply: bytes | None) -> None:
+        del self._running[ident]
         message_id = None
         if reply is not None and call.reply_wanted:
             # Sent before the cache entry completes: nothing can arrive in between (events
@@ -257,8 +261,8 @@ class Executor:
             message_id = self._send(call.addr, reply)
             if message_id is not None:
                 self._on_reply(call.addr, message_id)
-        if not call.message.flags & callproto.FLAG_IDEMPOTENT:
-            self._cache.complete(call.key, call_no, reply, message_id)
+        if not call.flags & callproto.FLAG_IDEMPOTENT:
+            self._cache.complete(call.key, call.call_no, reply, message_id)
         self._on_done()
 
     def _next_queued(self) -> AdmittedCall | None:
@@ -266,7 +270,7 @@ class Executor:
         if not self._queue:
             return None
         call = self._queue.popleft()
-        ident = call.key, call.message.call_no
+        ident = call.key, call.call_no
         del self._queued[ident]
         self._running[ident] = call
         return call

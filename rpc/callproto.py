@@ -62,6 +62,10 @@ class Status(enum.IntEnum):
     INVALID_RESULT = 10  # body: message -- the handler's return value failed validation
 
 
+#: ``Status.OK`` as the plain int it travels as.
+STATUS_OK = 0
+
+
 class CallMessage(NamedTuple):
     """A decoded ``CALL``."""
 
@@ -74,6 +78,11 @@ class CallMessage(NamedTuple):
     floor: int
     server_epoch: int
     args: object
+
+
+#: The fields of a checked ``CALL`` in :class:`CallMessage` order, as a plain tuple: the server's
+#: hot path unpacks it at once, and building a named tuple costs more than the unpacking.
+CallFields = tuple[int, str, int, int, int | None, int, int, int, object]
 
 
 class ReplyMessage(NamedTuple):
@@ -130,10 +139,22 @@ def encode_call(
 
 def encode_reply(call_no: int, status: Status, body: object) -> bytes:
     """Encode a ``REPLY``."""
+    # A plain int: msgpack packs an IntEnum member through its slow path for int subclasses.
+    return _encode_reply(call_no, int(status), body)
+
+
+def encode_ok_reply(call_no: int, body: object) -> bytes:
+    """Encode a ``REPLY`` with status ``OK`` (every successful call: one call, no enum)."""
     if type(body) is bytes and len(body) >= LARGE_BIN:
-        packed = _packers.pack([KIND_REPLY, call_no, int(status), None])
+        return _encode_reply(call_no, STATUS_OK, body)
+    return _packers.pack((KIND_REPLY, call_no, STATUS_OK, body))  # type: ignore[no-any-return]
+
+
+def _encode_reply(call_no: int, status: int, body: object) -> bytes:
+    if type(body) is bytes and len(body) >= LARGE_BIN:
+        packed = _packers.pack((KIND_REPLY, call_no, status, None))
         return _splice(packed, _bin_pieces(body))
-    return _packers.pack([KIND_REPLY, call_no, int(status), body])  # type: ignore[no-any-return]
+    return _packers.pack((KIND_REPLY, call_no, status, body))  # type: ignore[no-any-return]
 
 
 def _has_large_bin(args: dict[object, object]) -> bool:
@@ -207,6 +228,11 @@ def _u32(value: object, what: str) -> int:
 
 def decode_call_untrusted(message: list[object]) -> CallMessage:
     """Check an unpacked ``CALL`` array; raise ``ProtocolError`` if it is malformed."""
+    return CallMessage(*decode_call_fields_untrusted(message))
+
+
+def decode_call_fields_untrusted(message: list[object]) -> CallFields:
+    """:func:`decode_call_untrusted`, returning the fields as a plain tuple (the server's path)."""
     if len(message) != 10:
         raise ProtocolError("CALL must have 10 elements")
     _, call_no, service, version, method, budget, flags, floor, epoch, args = message
@@ -220,7 +246,7 @@ def decode_call_untrusted(message: list[object]) -> CallMessage:
         and 0 <= flags <= _KNOWN_FLAGS
         and (budget is None or (type(budget) is int and 0 <= budget <= _MAX_U32))
     ):
-        return CallMessage(call_no, service, version, method, budget, flags, floor, epoch, args)
+        return (call_no, service, version, method, budget, flags, floor, epoch, args)
     raise _explain_bad_call(message)
 
 

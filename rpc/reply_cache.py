@@ -64,6 +64,9 @@ _TRANSITIONS: dict[tuple[EntryState, str], EntryState] = {
     (EntryState.REPLIED, "reply_acked"): EntryState.SETTLED,
 }
 
+#: What :meth:`ReplyCache.begin` returns for a new call (built once: every call gets it).
+_ADMIT_NEW: tuple[Admission, bytes | None] = (Admission.NEW, None)
+
 _ADMISSION_OF_STATE = {
     EntryState.RUNNING: Admission.RUNNING,
     EntryState.REPLIED: Admission.REPLAY,
@@ -201,7 +204,7 @@ class ReplyCache:
         self._running += 1
         self._entries += 1
         self._bytes += ENTRY_OVERHEAD
-        return Admission.NEW, None
+        return _ADMIT_NEW
 
     def _raise_floor(self, session: _Session, floor: int) -> None:
         session.floor = floor

@@ -17,6 +17,7 @@ import abc
 import dataclasses
 import enum
 import math
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Final
@@ -179,6 +180,8 @@ class String(TypeDesc):
     def __init__(self, max_len: int | None = None) -> None:
         self.max_len = max_len
         self.name = "string" if max_len is None else f"string<{max_len}>"
+        #: ``max_len`` or no bound at all: the common case is then one comparison.
+        self._limit = sys.maxsize if max_len is None else max_len
 
     def _enc(self, value: Any, depth: int) -> object:
         text = self._check(value)
@@ -191,6 +194,8 @@ class String(TypeDesc):
         return text
 
     def _dec(self, wire: Any, depth: int) -> object:
+        if type(wire) is str and len(wire) <= self._limit:
+            return wire
         return self._check(wire)
 
     def _check(self, value: Any) -> str:
@@ -207,8 +212,12 @@ class Bytes(TypeDesc):
     def __init__(self, max_len: int | None = None) -> None:
         self.max_len = max_len
         self.name = "bytes" if max_len is None else f"bytes<{max_len}>"
+        #: ``max_len`` or no bound at all: the common case is then one comparison.
+        self._limit = sys.maxsize if max_len is None else max_len
 
     def _enc(self, value: Any, depth: int) -> object:
+        if type(value) is bytes and len(value) <= self._limit:
+            return value
         if type(value) is not bytes:
             if not isinstance(value, (bytes, bytearray, memoryview)):
                 raise _wrong_type("bytes", value)
@@ -216,6 +225,8 @@ class Bytes(TypeDesc):
         return self._check(value)
 
     def _dec(self, wire: Any, depth: int) -> object:
+        if type(wire) is bytes and len(wire) <= self._limit:
+            return wire
         if type(wire) is not bytes:
             raise _wrong_type("bytes", wire)
         return self._check(wire)

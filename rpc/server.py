@@ -30,7 +30,7 @@ from rpc._execution import AdmittedCall, Executor
 from rpc._io import DatagramSocket
 from rpc._nursery import BackgroundNursery
 from rpc._trio import TrioDriver, open_udp_socket
-from rpc.callproto import CallMessage, Status
+from rpc.callproto import Status
 from rpc.config import TransportConfig
 from rpc.endpoint import Endpoint
 from rpc.errors import InvalidArgument, ProtocolError, RpcError, SendBufferFull
@@ -226,10 +226,10 @@ class Server:
             self._malformed += 1
 
     def _on_acked(self, event: events.MessageAcked) -> None:
-        key = (event.addr, event.message_id)
-        self._cache.reply_acked(*key)
+        addr, message_id = event.addr, event.message_id
+        self._cache.reply_acked(addr, message_id)
         if self._unacked_replies:
-            self._unacked_replies.discard(key)
+            self._unacked_replies.discard((addr, message_id))
             if self._shutting_down:
                 self._check_drained()
 
@@ -284,54 +284,55 @@ class Server:
             call.cancel()
 
     def _on_call(self, addr: Address, epoch: int, message: list[object]) -> None:
-        call = callproto.decode_call_untrusted(message)
+        call_no, service, version, method, budget, flags, floor, server_epoch, wire_args = (
+            callproto.decode_call_fields_untrusted(message)
+        )
         self._received += 1
-        if call.server_epoch and call.server_epoch != self._epoch:
-            self._refuse(addr, call.call_no, Status.WRONG_EPOCH, "call was for an earlier server")
+        if server_epoch and server_epoch != self._epoch:
+            self._refuse(addr, call_no, Status.WRONG_EPOCH, "call was for an earlier server")
             return
-        plan = self._plans.get((call.service, call.version, call.method))
+        plan = self._plans.get((service, version, method))
         if plan is None:
-            _, status, body = self._services.resolve(call)
-            self._refuse(addr, call.call_no, status, body)
+            _, status, body = self._services.resolve(service, version, method)
+            self._refuse(addr, call_no, status, body)
             return
         key = (addr, epoch)
-        cached = not call.flags & callproto.FLAG_IDEMPOTENT
+        cached = not flags & callproto.FLAG_IDEMPOTENT
         now = self._clock()
         if cached:
-            admission, reply = self._cache.begin(key, call.call_no, call.floor, now=now)
+            admission, reply = self._cache.begin(key, call_no, floor, now=now)
             if admission is not Admission.NEW:
-                self._not_admitted(addr, key, call, admission, reply)
+                self._not_admitted(addr, key, call_no, admission, reply)
                 return
         refusal = None
         if self._shutting_down or self._calls.full():
             refusal = self._refusal()
         if refusal is None:
             try:
-                args = plan.method.decode_args(call.args)
+                args = plan.method.decode_args(wire_args)
             except ValidationError as exc:  # the handler never sees bad values
                 refusal = Status.INVALID_ARGUMENT, f"{plan.service.name}.{exc}"
         if refusal is not None:
-            reply = self._refuse(addr, call.call_no, *refusal)
+            reply = self._refuse(addr, call_no, *refusal)
             if cached:
-                self._cache.complete(key, call.call_no, reply)
+                self._cache.complete(key, call_no, reply)
             return
-        budget = call.budget_ms
         deadline = None if budget is None else now + budget / 1000.0
-        self._calls.submit(AdmittedCall(addr, key, call, plan, args, deadline))
+        self._calls.submit(AdmittedCall(addr, key, call_no, flags, plan, args, deadline))
 
     def _not_admitted(
         self,
         addr: Address,
         key: SessionKey,
-        call: CallMessage,
+        call_no: int,
         admission: Admission,
         reply: bytes | None,
     ) -> None:
         """A duplicate, stale or refused call: answer from the cache or refuse, never run."""
         if admission is Admission.REPLAY and reply is not None:
-            self._resend(key, call.call_no, reply)
+            self._resend(key, call_no, reply)
         elif admission is Admission.BUSY:
-            self._refuse(addr, call.call_no, Status.SERVER_BUSY, "reply cache is full")
+            self._refuse(addr, call_no, Status.SERVER_BUSY, "reply cache is full")
 
     def _refusal(self) -> tuple[Status, str] | None:
         if self._shutting_down:

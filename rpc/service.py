@@ -11,13 +11,15 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
 from rpc.errors import ApplicationError
 from rpc.schema import ExceptionOf, TypeDesc, ValidationError
 
 R = TypeVar("R")
 _Codec = Callable[[Any, int], object]
+#: What ``dict.get`` returns for a parameter the wire map lacks.
+_ABSENT: Final = object()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +59,8 @@ class MethodSpec(Generic[R]):
     _throws_by_number: dict[int, ExceptionOf] = dataclasses.field(
         init=False, repr=False, compare=False
     )
+    #: ``"name() result"``: where a bad result is, built once rather than on every call.
+    _result_path: str = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.python_name:
@@ -66,6 +70,7 @@ class MethodSpec(Generic[R]):
         )
         object.__setattr__(self, "_arg_plan", plan)
         object.__setattr__(self, "_throws_by_number", dict(self.throws))
+        object.__setattr__(self, "_result_path", f"{self.name}() result")
 
     def _arg_path(self, name: str) -> str:
         return f"{self.name}({name})"
@@ -99,10 +104,13 @@ class MethodSpec(Generic[R]):
         if not isinstance(wire, dict):
             raise ValidationError(f"{self.name}()", "arguments are not a map")
         out: list[object] = []
+        get = wire.get
         for number, name, optional, _, decode in self._arg_plan:
-            if number in wire:
+            # One lookup; _ABSENT, not None, marks a missing entry (nil is a value to check).
+            value = get(number, _ABSENT)
+            if value is not _ABSENT:
                 try:
-                    out.append(decode(wire[number], 0))
+                    out.append(decode(value, 0))
                 except ValidationError as exc:
                     raise exc.prefixed(self._arg_path(name)) from None
                 except RecursionError:
@@ -115,19 +123,33 @@ class MethodSpec(Generic[R]):
 
     def encode_result(self, value: object) -> object:
         """Validate the handler's return value; ``void`` methods must return ``None``."""
-        if self.result is None:
+        # TypeDesc.encode(value, path), inlined: every call passes here.
+        result = self.result
+        if result is None:
             if value is not None:
-                raise ValidationError(f"{self.name}() result", "void method returned a value")
+                raise ValidationError(self._result_path, "void method returned a value")
             return None
-        return self.result.encode(value, f"{self.name}() result")
+        try:
+            return result._enc(value, 0)
+        except ValidationError as exc:
+            raise exc.prefixed(self._result_path) from None
+        except RecursionError:
+            raise ValidationError(self._result_path, "value nested too deeply") from None
 
     def decode_result(self, wire: object) -> R:
         """Validate an untrusted result."""
-        if self.result is None:
+        # TypeDesc.decode(wire, path), inlined: every call passes here.
+        result = self.result
+        if result is None:
             if wire is not None:
-                raise ValidationError(f"{self.name}() result", "void method returned a value")
+                raise ValidationError(self._result_path, "void method returned a value")
             return None  # type: ignore[return-value]  # R is None for void methods
-        value: Any = self.result.decode(wire, f"{self.name}() result")
+        try:
+            value: Any = result._dec(wire, 0)
+        except ValidationError as exc:
+            raise exc.prefixed(self._result_path) from None
+        except RecursionError:
+            raise ValidationError(self._result_path, "value nested too deeply") from None
         return value  # type: ignore[no-any-return]  # descriptor checked the type
 
     def encode_exception(self, exc: BaseException) -> tuple[int, object] | None:

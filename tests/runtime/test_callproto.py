@@ -38,6 +38,12 @@ def test_reply_round_trips() -> None:
 BIG = callproto.LARGE_BIN
 
 
+@pytest.mark.parametrize("body", [None, 3, "text", b"small", [1, b"x"], b"b" * BIG])
+def test_ok_reply_encodes_exactly_as_a_reply_with_status_ok(body: object) -> None:
+    assert callproto.encode_ok_reply(11, body) == callproto.encode_reply(11, Status.OK, body)
+    assert callproto.encode_ok_reply(11, body) == msgpack.packb([callproto.KIND_REPLY, 11, 0, body])
+
+
 @pytest.mark.parametrize("size", [BIG - 1, BIG, 3 * BIG + 7])
 def test_spliced_large_bins_encode_exactly_as_msgpack_packs_them(size: int) -> None:
     # Large bins are joined in rather than packed; the bytes must be the packer's own, next to
@@ -187,7 +193,11 @@ def test_call_fast_check_agrees_with_the_field_rules(fields: list[object], named
     message: list[object] = [callproto.KIND_CALL, *fields, {}]
     if _reference_accepts(fields):
         assert list(callproto.decode_call_untrusted(message)) == [*fields, {}]
+        assert list(callproto.decode_call_fields_untrusted(message)) == [*fields, {}]
     else:
         with pytest.raises(ProtocolError) as info:
             callproto.decode_call_untrusted(message)
         assert str(info.value) != "malformed CALL"  # the precise complaint was found
+        with pytest.raises(ProtocolError) as fields_info:
+            callproto.decode_call_fields_untrusted(message)
+        assert str(fields_info.value) == str(info.value)

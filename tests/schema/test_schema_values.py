@@ -94,6 +94,34 @@ def test_string_and_bytes_bounds() -> None:
         schema.BYTES.decode("abc")
 
 
+class _BytesSubclass(bytes):
+    pass
+
+
+class _StrSubclass(str):
+    pass
+
+
+def test_bounds_are_inclusive_and_only_exact_types_take_the_fast_path() -> None:
+    assert schema.Bytes(2).decode(b"ab") == b"ab"
+    assert schema.Bytes(2).encode(b"ab") == b"ab"
+    assert schema.String(2).decode("ab") == "ab"
+    with pytest.raises(ValidationError, match="exceed bytes<2>"):
+        schema.Bytes(2).encode(b"abc")
+    with pytest.raises(ValidationError, match="exceed bytes<2>"):
+        schema.Bytes(2).encode(bytearray(b"abc"))
+    converted = schema.BYTES.encode(_BytesSubclass(b"ab"))
+    assert converted == b"ab"
+    assert type(converted) is bytes
+    with pytest.raises(ValidationError, match="expected bytes"):
+        schema.BYTES.decode(_BytesSubclass(b"ab"))
+    with pytest.raises(ValidationError, match="expected str"):
+        schema.STRING.decode(_StrSubclass("ab"))
+    assert schema.Bytes(0).decode(b"") == b""
+    with pytest.raises(ValidationError, match="exceeds string<0>"):
+        schema.String(0).decode("a")
+
+
 def test_record_round_trip_with_every_container() -> None:
     bag = Bag(
         names=["a", "b"],

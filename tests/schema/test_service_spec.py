@@ -28,6 +28,14 @@ def test_argument_errors_name_the_parameter() -> None:
         DIVIDE.decode_args([7, 2])
 
 
+def test_a_nil_argument_is_a_wrong_value_not_a_missing_one() -> None:
+    with pytest.raises(ValidationError) as info:
+        DIVIDE.decode_args({1: None, 2: 2})
+    assert str(info.value) == "divide(a): expected i32, got None"
+    with pytest.raises(ValidationError, match=r"note\(node\): expected Node \(a map\), got None"):
+        NOTE.decode_args({1: "hi", 2: None})
+
+
 def test_optional_params_may_be_absent() -> None:
     assert NOTE.encode_args(("hi", None)) == {1: "hi"}
     assert NOTE.decode_args({1: "hi"}) == ("hi", None)
@@ -43,6 +51,10 @@ def test_results() -> None:
     assert NOTE.decode_result(None) is None
     with pytest.raises(ValidationError, match="void method returned a value"):
         NOTE.encode_result(1)
+    for _ in range(2):  # the path is prefixed once per error, not accumulated
+        with pytest.raises(ValidationError) as info:
+            DIVIDE.encode_result("3.5")
+        assert str(info.value) == "divide() result: expected f64, got str"
 
 
 def test_declared_exceptions_round_trip() -> None:
