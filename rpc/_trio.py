@@ -6,16 +6,26 @@ task and no wakeup per datagram), feeds the endpoint, hands its events synchrono
 runtime's callback and sends what the endpoint wants sent. ``send_message`` runs in the caller's
 task and sends at once with a non-blocking ``try_sendto``; only when the socket buffer is full do
 datagrams go to a backlog drained by a writer task. A reply therefore reaches its waiting caller
-with exactly one task hop: reader → caller.
+with at most one task hop: reader → caller.
+
+A caller may also read the socket itself (:meth:`TrioDriver.lead`): when no task is on the
+socket, the first caller to wait becomes the *leader* and handles whatever arrives until its own
+result is in, so a sequential client's reply costs no task hop at all. Other callers meanwhile
+park as followers and are woken by the leader (or by the reader task, which takes the socket
+back when the leader leaves with followers still waiting). The reader task keeps the timer
+throughout, so retransmission and ack-delay timers fire while a leader waits. After the reader
+has woken the last waiting follower it steps aside for :data:`LEADER_GRACE`, so that follower's
+next call can lead; if none does, the reader takes the socket back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import socket
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic
 
 import trio
@@ -39,6 +49,12 @@ from rpc.errors import ClientClosed
 #: Datagrams waiting for a full socket buffer to drain; beyond this they are dropped (and
 #: counted): the endpoint retransmits what is lost, and a runaway backlog would only add delay.
 SEND_BACKLOG_LIMIT = 4096
+#: How long the reader task stays off the socket after a leader left (or after it woke the last
+#: waiting follower) before it reads again. A sequential caller's next call normally starts
+#: well within it and leads; only datagrams arriving while no call waits can be delayed by it,
+#: and no caller waits for those. Shorter costs more reader wake-ups (one per grace period at
+#: most, each ~30 us here) than it saves.
+LEADER_GRACE = 0.002
 
 __all__ = [
     "DatagramSocket",
@@ -63,6 +79,10 @@ class TrioUdpSocket:
         self._sock = sock
         self._address = local_address(sock)
         self._closed = False
+        # A second descriptor of the same socket for wait_readable: interrupting a wait on it
+        # (notify_closing) cannot disturb a task waiting on the socket itself. Made lazily:
+        # only clients lead, and the chaos proxy opens one socket per client address.
+        self._wait_fd = -1
 
     def getsockname(self) -> Address:
         """The local address."""
@@ -99,6 +119,24 @@ class TrioUdpSocket:
             return None
         return data, (addr[0], addr[1])
 
+    async def wait_readable(self) -> None:
+        """Wait until a datagram is waiting (it may be gone by the time the caller reads).
+
+        Raises ``trio.ClosedResourceError`` when the socket is closed or the wait is
+        interrupted (:meth:`interrupt_wait`).
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("socket was closed")
+        if self._wait_fd < 0:
+            self._wait_fd = os.dup(self._sock.fileno())
+        await trio.lowlevel.wait_readable(self._wait_fd)
+
+    def interrupt_wait(self) -> None:
+        """Make a task blocked in :meth:`wait_readable` raise ``trio.ClosedResourceError``."""
+        if self._wait_fd >= 0:
+            with contextlib.suppress(RuntimeError):  # outside trio: nobody can be waiting
+                trio.lowlevel.notify_closing(self._wait_fd)
+
     async def sendto(self, data: bytes, addr: Address) -> None:
         """Send a datagram, waiting while the socket buffer is full."""
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -127,6 +165,10 @@ class TrioUdpSocket:
         with contextlib.suppress(RuntimeError):  # closed outside trio: nobody can be waiting
             trio.lowlevel.notify_closing(self._sock)
         self._sock.close()
+        if self._wait_fd >= 0:
+            self.interrupt_wait()  # also unregisters it from trio's epoll before the close
+            os.close(self._wait_fd)
+            self._wait_fd = -1
 
 
 async def open_udp_socket(host: str = "127.0.0.1", port: int = 0) -> TrioUdpSocket:
@@ -144,6 +186,10 @@ def _never_sends(data: bytes, addr: Address) -> bool:
 
 def _never_receives(bufsize: int) -> tuple[bytes, Address] | None:
     return None
+
+
+def _nothing() -> None:
+    pass
 
 
 class TrioDriver(Generic[EventT]):
@@ -171,6 +217,20 @@ class TrioDriver(Generic[EventT]):
         self._try_recvfrom: Callable[[int], tuple[bytes, Address] | None] = getattr(
             sock, "try_recvfrom", _never_receives
         )
+        wait_readable = getattr(sock, "wait_readable", None)
+        interrupt_wait = getattr(sock, "interrupt_wait", None)
+        #: Callers can lead only on a socket whose wait for input can be interrupted.
+        self._can_lead = wait_readable is not None and interrupt_wait is not None
+        self._wait_readable: Callable[[], Awaitable[None]] = wait_readable or trio.sleep_forever
+        self._interrupt_wait: Callable[[], None] = interrupt_wait or _nothing
+        #: Callers parked waiting for a result that a reader (task or leader) will deliver;
+        #: the runtime keeps this count (see :meth:`lead`).
+        self.followers = 0
+        self._leading = False  # a caller is the leader
+        self._leader_waiting = False  # ... and is blocked in wait_readable
+        self._on_socket = False  # the reader task is reading the socket
+        self._parked: trio.lowlevel.Task | None = None  # the reader task, while it stands aside
+        self._aside_until = -math.inf  # the reader stays off the socket until then
         self._backlog: deque[tuple[bytes, Address]] = deque()
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._timer_scope: trio.CancelScope | None = None
@@ -228,33 +288,127 @@ class TrioDriver(Generic[EventT]):
             self._flush(now)
             self.socket.close()
             self._writer_lot.unpark_all()
+            self._wake_reader()
         await trio.lowlevel.checkpoint()
+
+    # -- callers reading the socket themselves -----------------------------------------------
+
+    def can_lead(self) -> bool:
+        """True when the calling task may :meth:`lead` now: nobody else reads the socket."""
+        return self._can_lead and not (self._leading or self._on_socket or self._closed)
+
+    async def lead(self, done: Callable[[], bool]) -> bool:
+        """Read and handle input in the calling task until ``done()``; only after :meth:`can_lead`.
+
+        Returns True once ``done()``, False when the wait was interrupted otherwise (the
+        socket closed). Whoever makes ``done()`` true from another task must call
+        :meth:`interrupt_leader`. A caller that cannot lead parks instead, counted in
+        :attr:`followers` until it is woken, so that the driver knows someone still waits.
+        """
+        self._leading = True
+        try:
+            while not done():
+                self._leader_waiting = True
+                try:
+                    await self._wait_readable()
+                except trio.ClosedResourceError:
+                    return done()
+                finally:
+                    self._leader_waiting = False
+                self._read_ready()
+            return True
+        finally:
+            self._leading = False
+            self._leader_left()
+
+    def interrupt_leader(self) -> None:
+        """Wake the leader if it is blocked waiting for input (it then checks ``done()``)."""
+        if self._leader_waiting:
+            self._leader_waiting = False
+            self._interrupt_wait()
+
+    def _read_ready(self) -> None:
+        try:
+            item = self._try_recvfrom(RECV_BUFSIZE)
+        except trio.ClosedResourceError:
+            return
+        except OSError:  # e.g. an ICMP error queued on the socket: nothing to read
+            self._counts["receive_errors"] += 1
+            return
+        if item is not None:  # None: another reader took it first
+            self._on_datagram(item[0], item[1])
+
+    def _leader_left(self) -> None:
+        if self._closed:
+            return
+        if self.followers:  # they still wait: the reader reads for them from now on
+            self._aside_until = -math.inf
+            self._wake_reader()
+            return
+        # Nobody waits: leave the socket alone for a moment, the next call will likely lead.
+        self._aside_until = until = trio.current_time() + LEADER_GRACE
+        scope = self._timer_scope
+        if scope is not None and until < scope.deadline:
+            scope.deadline = until
+
+    def _wake_reader(self) -> None:
+        task = self._parked
+        if task is not None:
+            self._parked = None
+            trio.lowlevel.reschedule(task)
+
+    def _abort_park(self, _: object) -> trio.lowlevel.Abort:
+        self._parked = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     # -- reader and timer -----------------------------------------------------------------
 
     async def _read_loop(self) -> None:
         while not self._closed:
             deadline = timer_deadline(self.endpoint.get_timer(), self._last_fire)
-            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+            wake = math.inf if deadline is None else deadline
+            park = self._leading
+            if not park and self._aside_until > -math.inf:
+                park = self._aside_until > trio.current_time()
+                if park:
+                    wake = min(wake, self._aside_until)
+                else:
+                    self._aside_until = -math.inf
+            with trio.CancelScope(deadline=wake) as scope:
                 self._timer_scope = scope
                 try:
-                    await self._read_until_cancelled()
+                    if park:
+                        self._parked = trio.lowlevel.current_task()
+                        await trio.lowlevel.wait_task_rescheduled(self._abort_park)
+                    else:
+                        self._on_socket = True
+                        await self._read_until_cancelled()
                 except trio.ClosedResourceError:
                     return
                 finally:
                     self._timer_scope = None
+                    self._on_socket = False
             if scope.cancelled_caught:
-                self._fire_timer()
+                if scope.deadline != self._aside_until:
+                    self._fire_timer()
+                elif deadline is not None and deadline <= scope.deadline:
+                    self._fire_timer()  # the timer was due at the end of the grace as well
 
     async def _read_until_cancelled(self) -> None:
         recvfrom, on_datagram = self.socket.recvfrom, self._on_datagram
+        can_lead = self._can_lead
         while True:
             try:
                 data, addr = await recvfrom(RECV_BUFSIZE)
             except OSError:  # e.g. an ICMP error queued on the socket: nothing to read
                 self._counts["receive_errors"] += 1
                 continue
+            followers = self.followers
             on_datagram(data, addr)
+            if can_lead and followers and not self.followers:
+                # It woke the last waiting caller, whose next call can read for itself.
+                self._aside_until = trio.current_time() + LEADER_GRACE
+                return
 
     def _on_datagram(self, data: bytes, addr: Address) -> None:
         now = trio.current_time()

@@ -6,9 +6,11 @@
         calc = CalculatorClient(client)
         print(await calc.add(1, 2, timeout=1.0))
 
-One driver task reads the socket and feeds the transport; each waiting call is parked with
-``trio.lowlevel.wait_task_rescheduled`` and the reader reschedules it directly from the
-transport's event callback, so a reply costs exactly one task hop.
+A waiting call reads the socket itself when nobody else does (it *leads*, see
+``rpc._trio.TrioDriver.lead``), so a sequential caller's reply costs no task hop. Other waiting
+calls are parked with ``trio.lowlevel.wait_task_rescheduled`` and whoever reads the reply (the
+leader or the driver's reader task) reschedules them directly from the transport's event
+callback: one task hop.
 """
 
 from __future__ import annotations
@@ -42,10 +44,6 @@ Address = tuple[str, int]
 
 
 
-def _abort(_: object) -> trio.lowlevel.Abort:
-    return trio.lowlevel.Abort.SUCCEEDED
-
-
 async def _ready(result: outcome.Outcome[Any]) -> Any:
     # A result that arrived while sending (rare): still a schedule point, as trio expects.
     await trio.lowlevel.cancel_shielded_checkpoint()
@@ -54,17 +52,6 @@ async def _ready(result: outcome.Outcome[Any]) -> Any:
 
 def _is_waiting(pending: PendingCall) -> bool:
     return pending.wake is not None
-
-
-def _expire(pending: PendingCall) -> None:
-    pending.wake = None  # a reply arriving now finds nobody to wake; the caller sees it
-    wake_expired(pending.task)
-
-
-def _reschedule(pending: PendingCall) -> None:
-    task = pending.task
-    assert pending.result is not None
-    trio.lowlevel.reschedule(task, pending.result)
 
 
 class Client:
@@ -79,7 +66,7 @@ class Client:
             endpoint, sock, self._table.handle_event
         )
         self._capacity = trio.Event()
-        self._deadlines = DeadlineWatcher(_is_waiting, _expire)
+        self._deadlines = DeadlineWatcher(_is_waiting, self._expire)
 
     @property
     def server_address(self) -> Address:
@@ -182,13 +169,52 @@ class Client:
                 continue
 
     def _wait(self, pending: PendingCall) -> Any:
-        """Park until the reply (or a failure) arrives; an awaitable, without a coroutine."""
+        """Wait until the reply (or a failure) arrives; an awaitable, without a coroutine
+        unless the call leads (reads the socket itself)."""
         result = pending.result
         if result is not None:
             return _ready(result)
         pending.task = trio.lowlevel.current_task()
-        pending.wake = _reschedule
-        return trio.lowlevel.wait_task_rescheduled(_abort)
+        if self._driver.can_lead():
+            pending.wake = self._wake_leader
+            return self._lead(pending)
+        return self._follow(pending)
+
+    async def _lead(self, pending: PendingCall) -> Any:
+        driver = self._driver
+        if await driver.lead(lambda: pending.wake is None):
+            result = pending.result
+            if result is None:
+                return EXPIRED  # the deadline watcher woke us
+            return result.unwrap()
+        # The socket closed under us: wait as a follower, as any other call would.
+        return await self._follow(pending)
+
+    def _follow(self, pending: PendingCall) -> Any:
+        pending.wake = self._reschedule
+        self._driver.followers += 1
+        return trio.lowlevel.wait_task_rescheduled(self._abort_follower)
+
+    def _abort_follower(self, _: object) -> trio.lowlevel.Abort:
+        self._driver.followers -= 1
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _reschedule(self, pending: PendingCall) -> None:
+        self._driver.followers -= 1
+        assert pending.result is not None
+        trio.lowlevel.reschedule(pending.task, pending.result)
+
+    def _wake_leader(self, pending: PendingCall) -> None:
+        self._driver.interrupt_leader()
+
+    def _expire(self, pending: PendingCall) -> None:
+        # A reply arriving now finds nobody to wake; the caller sees it.
+        wake, pending.wake = pending.wake, None
+        if wake == self._reschedule:
+            self._driver.followers -= 1
+            wake_expired(pending.task)
+        else:
+            self._driver.interrupt_leader()
 
     def _abandon(self, pending: PendingCall) -> None:
         cancel = self._table.abandon(pending)

@@ -240,3 +240,72 @@ async def test_socket_errors_are_counted_and_survived(
     stats = a.statistics()
     assert (stats.send_errors, stats.receive_errors, stats.datagrams_sent) == (1, 1, 1)
     assert stats.datagrams_received == 1  # the ack of "sent" still arrived after the error
+
+
+async def test_a_caller_leads_once_the_reader_woke_the_last_follower() -> None:
+    a, b, seen_a, _ = make_pair(await open_udp_socket(), await open_udp_socket())
+    readers: list[trio.lowlevel.Task] = []
+
+    def on_event(event: FakeEvent) -> None:  # the client's part: wake the follower
+        readers.append(trio.lowlevel.current_task())
+        if a.followers:
+            a.followers -= 1
+        seen_a(event)
+        a.interrupt_leader()
+
+    a._on_event = on_event
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.run)
+            await nursery.start(b.run)
+            assert not a.can_lead()  # the reader task is on the socket
+            a.followers = 1
+            a.send_message(b.address, b"first")
+            await seen_a.until(1)
+            assert a.can_lead()  # it woke the last follower, so it stepped aside
+            a.send_message(b.address, b"second")
+            assert await a.lead(lambda: len(seen_a) == 2)
+            await a.aclose()
+            await b.aclose()
+    me = trio.lowlevel.current_task()
+    assert readers[0] is not me
+    assert readers[1] is me  # the leader read its own ack: no hop
+
+
+async def test_timers_fire_while_a_caller_leads() -> None:
+    sock = await open_udp_socket()
+    endpoint = FakeEndpoint()
+    seen = Seen()
+    driver = TrioDriver(endpoint, sock, seen)
+
+    def on_event(event: FakeEvent) -> None:
+        seen(event)
+        driver.interrupt_leader()
+
+    driver._on_event = on_event
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            driver._aside_until = trio.current_time() + 60  # as after a follower was woken
+            await nursery.start(driver.run)
+            assert driver.can_lead()
+            endpoint.timers.append(trio.current_time() + 0.05)
+            driver.flush()
+            assert await driver.lead(lambda: len(seen) == 1)
+            await driver.aclose()
+    assert seen[0].kind == "timer"
+    assert driver.statistics().timer_fires == 1
+
+
+async def test_closing_the_driver_ends_a_leaders_wait() -> None:
+    driver = TrioDriver(FakeEndpoint(), await open_udp_socket(), lambda event: None)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            driver._aside_until = trio.current_time() + 60
+            await nursery.start(driver.run)
+            nursery.start_soon(driver.aclose)
+            assert not await driver.lead(lambda: False)
+
+
+async def test_simulated_sockets_never_lead() -> None:
+    driver = TrioDriver(FakeEndpoint(), SimNetwork(seed=1).socket(), lambda event: None)
+    assert not driver.can_lead()

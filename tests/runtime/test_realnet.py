@@ -100,3 +100,96 @@ async def test_sync_client_deadline_against_sleeping_handler() -> None:
                 await trio.sleep(0.01)
     assert error is not None
     assert error.outcome is CallOutcome.UNKNOWN
+
+
+class StepCounter(trio.abc.Instrument):
+    """Counts the steps of the tasks running one object's ``run`` method (a driver's reader)."""
+
+    def __init__(self, owner: object) -> None:
+        self.owner = owner
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        frame = getattr(task.coro, "cr_frame", None)
+        if frame is not None and frame.f_locals.get("self") is self.owner:
+            self.steps += 1
+
+
+async def test_sequential_calls_read_their_own_replies() -> None:
+    # After the first reply, each call reads the socket itself (it leads): the driver's
+    # reader task stays parked instead of waking for every reply and handing it over.
+    async with rpc.Server([LabImpl()]) as server, rpc.connect(*server.address) as client:
+        lab = LabClient(client)
+        counter = StepCounter(client._driver)
+        await lab.bump("warm-up", timeout=TIMEOUT)
+        trio.lowlevel.add_instrument(counter)
+        try:
+            for expected in range(1, 201):
+                assert await lab.bump("n", timeout=TIMEOUT) == expected
+        finally:
+            trio.lowlevel.remove_instrument(counter)
+    assert counter.steps < 50  # timer and grace wake-ups only; over 200 without leading
+
+
+async def test_a_leading_call_past_its_deadline_fails_and_the_next_one_leads() -> None:
+    impl = LabImpl()
+    async with rpc.Server([impl]) as server, rpc.connect(*server.address) as client:
+        lab = LabClient(client)
+        await lab.bump("n", timeout=TIMEOUT)  # the reader steps aside: later calls lead
+        with pytest.raises(rpc.DeadlineExceeded) as caught:
+            await client.call(LAB_V2, SLEEP, (5.0,), timeout=0.05)
+        assert caught.value.outcome is CallOutcome.UNKNOWN
+        assert await lab.bump("n", timeout=TIMEOUT) == 2
+        with trio.fail_after(TIMEOUT):
+            while impl.sleep_cancelled == 0:  # the CANCEL reaches the server
+                await trio.sleep(0.01)
+
+
+async def test_cancelling_the_leader_hands_the_socket_to_the_waiting_calls() -> None:
+    impl = LabImpl()
+    async with rpc.Server([impl]) as server, rpc.connect(*server.address) as client:
+        lab = LabClient(client)
+        await lab.bump("n", timeout=TIMEOUT)
+        results: list[int] = []
+
+        async def follower() -> None:
+            results.append(await lab.bump("n", timeout=TIMEOUT))
+
+        with trio.fail_after(TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                leader = trio.CancelScope()
+
+                async def sleeper() -> None:
+                    with leader:
+                        await client.call(LAB_V2, SLEEP, (5.0,), timeout=TIMEOUT)
+
+                nursery.start_soon(sleeper)
+                await trio.sleep(0.05)  # the sleeping call leads, waiting for its reply
+                for _ in range(20):
+                    nursery.start_soon(follower)
+                await trio.sleep(0)
+                leader.cancel()
+        assert leader.cancelled_caught
+        assert sorted(results) == list(range(2, 22))
+        assert await lab.bump("n", timeout=TIMEOUT) == 22
+        assert client.statistics().in_flight == 0
+
+
+async def test_closing_the_client_fails_a_leading_call() -> None:
+    async with rpc.Server([LabImpl()]) as server:
+        errors: list[rpc.RpcError] = []
+        with trio.fail_after(TIMEOUT):
+            async with rpc.connect(*server.address) as client, trio.open_nursery() as nursery:
+                await LabClient(client).bump("n", timeout=TIMEOUT)
+
+                async def sleeper() -> None:
+                    try:
+                        await client.call(LAB_V2, SLEEP, (5.0,), timeout=TIMEOUT)
+                    except rpc.ClientClosed as exc:
+                        errors.append(exc)
+
+                nursery.start_soon(sleeper)
+                await trio.sleep(0.05)
+                client.close()
+    assert len(errors) == 1
+    assert errors[0].outcome is CallOutcome.UNKNOWN
