@@ -24,7 +24,7 @@ from rpc.events import (
 )
 from rpc.fragments import ReassemblyBudget
 from rpc.peer import AMPLIFICATION_FACTOR, Peer
-from rpc.stats import SUMMED_FIELDS, Counters, EndpointStatistics, PeerStatistics
+from rpc.stats import COUNTER_NAMES, SUMMED_FIELDS, Counters, EndpointStatistics, PeerStatistics
 from rpc.wire import (
     FLAG_DATA,
     FLAG_PING,
@@ -496,7 +496,7 @@ class Endpoint:
             addr=addr,
             peer_epoch=peer.epoch,
             validated=peer.validated,
-            **{name: getattr(c, name) for name in Counters.__slots__},
+            **{name: getattr(c, name) for name in COUNTER_NAMES},
             smoothed_rtt=rtt.smoothed_rtt,
             rttvar=rtt.rttvar,
             min_rtt=rtt.min_rtt,

@@ -6,34 +6,37 @@ from dataclasses import dataclass, fields
 
 from rpc.events import Address
 
+#: The fields of :class:`Counters`, for code that walks them by name.
+COUNTER_NAMES = (
+    "acks_sent",
+    "amplification_limited",
+    "bytes_received",
+    "bytes_sent",
+    "datagrams_received",
+    "datagrams_sent",
+    "decompression_failures",
+    "duplicate_datagrams",
+    "duplicate_messages",
+    "fast_retransmits",
+    "lost_packets",
+    "malformed_dropped",
+    "messages_acked",
+    "messages_compressed",
+    "messages_received",
+    "messages_sent",
+    "old_epoch_dropped",
+    "probes_sent",
+    "reassembly_dropped",
+    "reassembly_timeouts",
+    "retransmissions",
+    "spurious_losses",
+)
+
 
 class Counters:
     """Per-peer counters, bumped on the hot path (plain slots attributes, no locking)."""
 
-    __slots__ = (
-        "acks_sent",
-        "amplification_limited",
-        "bytes_received",
-        "bytes_sent",
-        "datagrams_received",
-        "datagrams_sent",
-        "decompression_failures",
-        "duplicate_datagrams",
-        "duplicate_messages",
-        "fast_retransmits",
-        "lost_packets",
-        "malformed_dropped",
-        "messages_acked",
-        "messages_compressed",
-        "messages_received",
-        "messages_sent",
-        "old_epoch_dropped",
-        "probes_sent",
-        "reassembly_dropped",
-        "reassembly_timeouts",
-        "retransmissions",
-        "spurious_losses",
-    )
+    __slots__ = COUNTER_NAMES
 
     def __init__(self) -> None:
         self.acks_sent = 0
@@ -61,7 +64,7 @@ class Counters:
 
     def add(self, other: Counters) -> None:
         """Accumulate ``other`` into this one (used when a peer is forgotten)."""
-        for name in self.__slots__:
+        for name in COUNTER_NAMES:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
