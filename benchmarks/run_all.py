@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 
 import _common as c
 
+from rpc._accel import compiled_core
+
 #: A whole suite gets at most this long before it is killed and reported as failed (seconds).
 SUITE_TIMEOUT = {"quick": 240.0, "default": 900.0}
 
@@ -228,6 +230,8 @@ def print_header(profile: c.Profile, seconds: float, load_before: str, rounds: i
         print(f"each figure is the median of {rounds} rounds (by calls/s)")
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}")
+    core = "compiled (mypyc)" if compiled_core() else "pure Python"
+    print(f"transport core: {core} (rpc._accel; UDPRPC_PURE_PYTHON=1 forces pure Python)")
     print(f"{load_before} before the run, {load_text()} after it")
 
 
