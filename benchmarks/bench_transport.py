@@ -50,30 +50,48 @@ async def serve() -> None:
 
 
 class EchoClient:
-    """Sends one message at a time and parks the caller until its echo arrives."""
+    """Sends one message at a time and waits for its echo as the async RPC client does.
+
+    When nobody else reads the socket the caller reads it itself (``TrioDriver.lead``: no task
+    hop); otherwise it parks, counted in ``driver.followers``, and the reader task wakes it.
+    """
 
     def __init__(self, port: int) -> None:
         self._server = (c.LOOPBACK, port)
         self._waiter: trio.lowlevel.Task | None = None
+        self._reply: bytes | None = None
         self.driver: TrioDriver[Any] | None = None
 
     def on_event(self, event: object) -> None:
-        """Wake the caller directly from the reader task (no Event: one hop only)."""
-        if isinstance(event, events.MessageReceived) and self._waiter is not None:
-            waiter, self._waiter = self._waiter, None
-            trio.lowlevel.reschedule(waiter, outcome.Value(event.payload))
+        """Keep the echo; wake a parked caller directly from the reader task (one hop)."""
+        if isinstance(event, events.MessageReceived):
+            self._reply = event.payload
+            if self._waiter is not None and self.driver is not None:
+                waiter, self._waiter = self._waiter, None
+                self.driver.followers -= 1
+                trio.lowlevel.reschedule(waiter, outcome.Value(event.payload))
+
+    def _received(self) -> bytes:
+        assert self._reply is not None
+        return self._reply
 
     async def echo(self, payload: bytes) -> bytes:
         """One round trip of a whole message."""
-        assert self.driver is not None
-        self._waiter = trio.lowlevel.current_task()
-        self.driver.send_message(self._server, payload)
-
-        def abort(_: object) -> trio.lowlevel.Abort:
-            self._waiter = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
+        driver = self.driver
+        assert driver is not None
+        self._reply = None
+        driver.send_message(self._server, payload)
         with trio.fail_after(MESSAGE_TIMEOUT):
+            if driver.can_lead() and await driver.lead(lambda: self._reply is not None):
+                return self._received()
+            self._waiter = trio.lowlevel.current_task()
+            driver.followers += 1
+
+            def abort(_: object) -> trio.lowlevel.Abort:
+                self._waiter = None
+                driver.followers -= 1
+                return trio.lowlevel.Abort.SUCCEEDED
+
             reply: bytes = await trio.lowlevel.wait_task_rescheduled(abort)
         return reply
 

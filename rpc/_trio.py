@@ -13,9 +13,10 @@ socket, the first caller to wait becomes the *leader* and handles whatever arriv
 result is in, so a sequential client's reply costs no task hop at all. Other callers meanwhile
 park as followers and are woken by the leader (or by the reader task, which takes the socket
 back when the leader leaves with followers still waiting). The reader task keeps the timer
-throughout, so retransmission and ack-delay timers fire while a leader waits. After the reader
-has woken the last waiting follower it steps aside for :data:`LEADER_GRACE`, so that follower's
-next call can lead; if none does, the reader takes the socket back.
+throughout, so retransmission and ack-delay timers fire while a leader waits. When the reader
+has woken the last waiting follower, or a leader leaves with nobody waiting, the reader stands
+aside until its next wake-up (its timer, or :data:`LEADER_GRACE` at the latest), so that the
+caller's next call can lead; if none does, the reader then takes the socket back.
 """
 
 from __future__ import annotations
@@ -49,12 +50,13 @@ from rpc.errors import ClientClosed
 #: Datagrams waiting for a full socket buffer to drain; beyond this they are dropped (and
 #: counted): the endpoint retransmits what is lost, and a runaway backlog would only add delay.
 SEND_BACKLOG_LIMIT = 4096
-#: How long the reader task stays off the socket after a leader left (or after it woke the last
-#: waiting follower) before it reads again. A sequential caller's next call normally starts
-#: well within it and leads; only datagrams arriving while no call waits can be delayed by it,
-#: and no caller waits for those. Shorter costs more reader wake-ups (one per grace period at
-#: most, each ~30 us here) than it saves.
-LEADER_GRACE = 0.002
+#: Longest the reader task stays off the socket after a leader left (or after it woke the last
+#: waiting follower): it comes back at its next wake-up, normally the endpoint's timer (the ack
+#: owed for the reply just read: max_ack_delay, 5 ms by default), and this bounds the wait when
+#: there is no timer. A sequential caller's next call normally starts well within it and leads.
+#: Only datagrams arriving while no call waits can be delayed by it, and nobody waits for those.
+#: A bound at or above the usual timer costs no extra wake-up (each costs ~30 us here).
+LEADER_GRACE = 0.005
 
 __all__ = [
     "DatagramSocket",
@@ -119,17 +121,18 @@ class TrioUdpSocket:
             return None
         return data, (addr[0], addr[1])
 
-    async def wait_readable(self) -> None:
+    def wait_readable(self) -> Awaitable[None]:
         """Wait until a datagram is waiting (it may be gone by the time the caller reads).
 
         Raises ``trio.ClosedResourceError`` when the socket is closed or the wait is
-        interrupted (:meth:`interrupt_wait`).
+        interrupted (:meth:`interrupt_wait`). Returns trio's awaitable directly: one
+        coroutine less per wait.
         """
         if self._closed:
             raise trio.ClosedResourceError("socket was closed")
         if self._wait_fd < 0:
             self._wait_fd = os.dup(self._sock.fileno())
-        await trio.lowlevel.wait_readable(self._wait_fd)
+        return trio.lowlevel.wait_readable(self._wait_fd)
 
     def interrupt_wait(self) -> None:
         """Make a task blocked in :meth:`wait_readable` raise ``trio.ClosedResourceError``."""
@@ -230,7 +233,9 @@ class TrioDriver(Generic[EventT]):
         self._leader_waiting = False  # ... and is blocked in wait_readable
         self._on_socket = False  # the reader task is reading the socket
         self._parked: trio.lowlevel.Task | None = None  # the reader task, while it stands aside
-        self._aside_until = -math.inf  # the reader stays off the socket until then
+        self._aside = False  # the reader stays off the socket until its next wake-up
+        self._grace_deadline = math.inf  # the reader's wake-up set by LEADER_GRACE, not a timer
+        self._last_input = -math.inf  # trio time of the latest datagram handled
         self._backlog: deque[tuple[bytes, Address]] = deque()
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._timer_scope: trio.CancelScope | None = None
@@ -342,14 +347,17 @@ class TrioDriver(Generic[EventT]):
         if self._closed:
             return
         if self.followers:  # they still wait: the reader reads for them from now on
-            self._aside_until = -math.inf
+            self._aside = False
             self._wake_reader()
             return
         # Nobody waits: leave the socket alone for a moment, the next call will likely lead.
-        self._aside_until = until = trio.current_time() + LEADER_GRACE
+        # The reader's timer usually wakes it soon enough; moving a deadline costs ~5 us.
+        self._aside = True
         scope = self._timer_scope
-        if scope is not None and until < scope.deadline:
-            scope.deadline = until
+        if scope is not None:
+            limit = self._last_input + LEADER_GRACE
+            if scope.deadline > limit:
+                scope.deadline = self._grace_deadline = max(limit, trio.current_time())
 
     def _wake_reader(self) -> None:
         task = self._parked
@@ -367,13 +375,11 @@ class TrioDriver(Generic[EventT]):
         while not self._closed:
             deadline = timer_deadline(self.endpoint.get_timer(), self._last_fire)
             wake = math.inf if deadline is None else deadline
-            park = self._leading
-            if not park and self._aside_until > -math.inf:
-                park = self._aside_until > trio.current_time()
-                if park:
-                    wake = min(wake, self._aside_until)
-                else:
-                    self._aside_until = -math.inf
+            park = self._leading or self._aside
+            if park and not self._leading:  # standing aside: back within the grace
+                grace = trio.current_time() + LEADER_GRACE
+                if grace < wake:
+                    wake = self._grace_deadline = grace
             with trio.CancelScope(deadline=wake) as scope:
                 self._timer_scope = scope
                 try:
@@ -388,8 +394,10 @@ class TrioDriver(Generic[EventT]):
                 finally:
                     self._timer_scope = None
                     self._on_socket = False
+            if park:
+                self._aside = False  # one wake-up ends standing aside
             if scope.cancelled_caught:
-                if scope.deadline != self._aside_until:
+                if scope.deadline != self._grace_deadline:
                     self._fire_timer()
                 elif deadline is not None and deadline <= scope.deadline:
                     self._fire_timer()  # the timer was due at the end of the grace as well
@@ -407,11 +415,11 @@ class TrioDriver(Generic[EventT]):
             on_datagram(data, addr)
             if can_lead and followers and not self.followers:
                 # It woke the last waiting caller, whose next call can read for itself.
-                self._aside_until = trio.current_time() + LEADER_GRACE
+                self._aside = True
                 return
 
     def _on_datagram(self, data: bytes, addr: Address) -> None:
-        now = trio.current_time()
+        self._last_input = now = trio.current_time()
         receive = self.endpoint.receive_datagram
         receive(data, addr, now=now)
         received = 1

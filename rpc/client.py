@@ -138,7 +138,10 @@ class Client:
             self._table.sent(pending, message_id)
             if deadline is not None and pending.result is None:
                 self._deadlines.add(deadline, pending)
-            reply = await self._wait(pending)
+            if pending.result is None and self._driver.can_lead():
+                reply = await self._lead(pending)
+            else:
+                reply = await self._wait(pending)
         except BaseException:  # cancelled, or failed: the server should stop working on it
             pending.wake = None
             self._abandon(pending)
@@ -169,20 +172,17 @@ class Client:
                 continue
 
     def _wait(self, pending: PendingCall) -> Any:
-        """Wait until the reply (or a failure) arrives; an awaitable, without a coroutine
-        unless the call leads (reads the socket itself)."""
+        """Park until the reply (or a failure) arrives; an awaitable, without a coroutine."""
         result = pending.result
         if result is not None:
             return _ready(result)
-        pending.task = trio.lowlevel.current_task()
-        if self._driver.can_lead():
-            pending.wake = self._wake_leader
-            return self._lead(pending)
         return self._follow(pending)
 
     async def _lead(self, pending: PendingCall) -> Any:
-        driver = self._driver
-        if await driver.lead(lambda: pending.wake is None):
+        """Read the socket until the reply (or a failure) arrives: no task hop."""
+        pending.task = trio.lowlevel.current_task()
+        pending.wake = self._wake_leader
+        if await self._driver.lead(lambda: pending.wake is None):
             result = pending.result
             if result is None:
                 return EXPIRED  # the deadline watcher woke us
@@ -191,6 +191,7 @@ class Client:
         return await self._follow(pending)
 
     def _follow(self, pending: PendingCall) -> Any:
+        pending.task = trio.lowlevel.current_task()
         pending.wake = self._reschedule
         self._driver.followers += 1
         return trio.lowlevel.wait_task_rescheduled(self._abort_follower)
