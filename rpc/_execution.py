@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import math
 from collections.abc import Callable, Coroutine
-from typing import Any, cast
+from typing import Any
 
 import trio
 
@@ -20,7 +20,7 @@ from rpc import callproto
 from rpc._dispatch import CallPlan
 from rpc._workers import WorkerPool
 from rpc.callproto import Status
-from rpc.context import CallContext, _bind_current, _set_current, _unbind
+from rpc.context import _CURRENT, CallContext
 from rpc.reply_cache import ReplyCache, SessionKey
 
 Address = tuple[str, int]
@@ -81,8 +81,8 @@ class Executor:
     """Runs admitted calls and sends their replies through ``send``.
 
     ``failed`` is the server's counter of failed calls by kind (shared, so the server's
-    statistics see one table); ``on_reply`` is told the message id of every reply sent and
-    ``on_done`` is called whenever a call ends.
+    statistics see one table); ``on_reply`` is told the message id of every reply sent, and
+    :attr:`on_done`, once set, is called whenever a call ends.
     """
 
     def __init__(
@@ -94,7 +94,6 @@ class Executor:
         max_concurrent: int,
         max_queued: int,
         on_reply: Callable[[Address, int], None],
-        on_done: Callable[[], None],
     ) -> None:
         self._cache = cache
         self._send = send
@@ -102,7 +101,9 @@ class Executor:
         self._max_concurrent = max_concurrent
         self._max_queued = max_queued
         self._on_reply = on_reply
-        self._on_done = on_done
+        #: Called whenever a call ends. The server sets it when it starts draining (nothing
+        #: else needs to know), so serving costs no call per RPC for it.
+        self.on_done: Callable[[], None] | None = None
         self._pool: WorkerPool[AdmittedCall] | None = None
         self._clock: Callable[[], float] = trio.current_time
         self._running: dict[CallId, AdmittedCall] = {}
@@ -173,7 +174,7 @@ class Executor:
         call.scope = scope
         if deadline is not None:
             scope.deadline = deadline
-        _set_current(call)
+        _CURRENT.set(call)  # this worker task serves this call now
         plan, call_no = call.plan, call.call_no
         status, reply, returned = Status.OK, b"", False
         try:
@@ -216,9 +217,10 @@ class Executor:
             self._not_started(call)
             return
         plan, call_no = call.plan, call.call_no
-        token = _bind_current(call)
-        # inline implies a coroutine function (never_suspends checked it)
-        coro = cast("Coroutine[Any, Any, object]", plan.fn(*call.args))
+        token = _CURRENT.set(call)  # reset below: this task goes on serving others
+        # inline implies a coroutine function (never_suspends checked it); no typing.cast:
+        # it is a real function call at run time.
+        coro: Coroutine[Any, Any, object] = plan.fn(*call.args)  # type: ignore[assignment]
         try:
             coro.send(None)
         except StopIteration as stop:
@@ -229,7 +231,7 @@ class Executor:
             coro.close()
             status, reply = plan.error_reply(call_no, RuntimeError("handler suspended inline"))
         finally:
-            _unbind(token)
+            _CURRENT.reset(token)
         now = clock()
         self.handler_seconds += now - started
         if deadline is not None and deadline <= now:
@@ -263,7 +265,8 @@ class Executor:
                 self._on_reply(call.addr, message_id)
         if not call.flags & callproto.FLAG_IDEMPOTENT:
             self._cache.complete(call.key, call.call_no, reply, message_id)
-        self._on_done()
+        if self.on_done is not None:
+            self.on_done()
 
     def _next_queued(self) -> AdmittedCall | None:
         """The next queued call (the worker pool's source of work)."""

@@ -236,13 +236,14 @@ def decode_call_fields_untrusted(message: list[object]) -> CallFields:
     if len(message) != 10:
         raise ProtocolError("CALL must have 10 elements")
     _, call_no, service, version, method, budget, flags, floor, epoch, args = message
-    # The common case in one expression; _explain_bad_call finds the culprit otherwise.
+    # The common case in one expression; _explain_bad_call finds the culprit otherwise. The
+    # bitwise or of integers is negative if any is, and below 2**n when all are in [0, 2**n):
+    # one range check covers several fields.
     if (
         type(call_no) is int and type(version) is int and type(method) is int
         and type(flags) is int and type(floor) is int and type(epoch) is int
         and type(service) is str and len(service) <= MAX_SERVICE_NAME
-        and 0 <= call_no <= _MAX_U64 and 0 <= floor <= _MAX_U64 and 0 <= epoch <= _MAX_U64
-        and 0 <= version <= _MAX_U32 and 0 <= method <= _MAX_U32
+        and 0 <= (call_no | floor | epoch) <= _MAX_U64 and 0 <= (version | method) <= _MAX_U32
         and 0 <= flags <= _KNOWN_FLAGS
         and (budget is None or (type(budget) is int and 0 <= budget <= _MAX_U32))
     ):

@@ -71,6 +71,9 @@ class _ContextSource(Protocol):
         ...
 
 
+#: The call the current handler serves. ``rpc._execution`` binds it directly (``set`` in a
+#: worker task, ``set``/``reset`` around a handler run inline): wrapper functions would add two
+#: calls to every RPC.
 _CURRENT: contextvars.ContextVar[_ContextSource | None] = contextvars.ContextVar(
     "rpc_current_call", default=None
 )
@@ -80,21 +83,6 @@ def current_call() -> CallContext | None:
     """The context of the call the calling handler task serves, or ``None`` outside one."""
     source = _CURRENT.get()
     return None if source is None else source.call_context()
-
-
-def _set_current(source: _ContextSource) -> None:
-    """Bind the running call to the handler task (server use only)."""
-    _CURRENT.set(source)
-
-
-def _bind_current(source: _ContextSource) -> contextvars.Token[_ContextSource | None]:
-    """Bind the call for a handler run inline in another task; undo with :func:`_unbind`."""
-    return _CURRENT.set(source)
-
-
-def _unbind(token: contextvars.Token[_ContextSource | None]) -> None:
-    """Undo :func:`_bind_current`."""
-    _CURRENT.reset(token)
 
 
 async def run_sync_in_thread(

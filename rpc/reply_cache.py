@@ -141,7 +141,8 @@ class ReplyCache:
         self.min_session_ttl = min(min_session_ttl, session_ttl)
         self._next_expiry = 0.0
         self._sessions: collections.OrderedDict[SessionKey, _Session] = collections.OrderedDict()
-        self._by_message: dict[tuple[Address, int], tuple[SessionKey, int]] = {}
+        #: The entry whose reply each unacknowledged ``(client address, message id)`` carries.
+        self._by_message: dict[tuple[Address, int], _Entry] = {}
         self._entries = 0
         self._running = 0
         self._bytes = 0
@@ -249,7 +250,7 @@ class ReplyCache:
             self._bytes += len(reply)
             if message_id is not None:
                 entry.message_id = message_id
-                self._by_message[key[0], message_id] = (key, call_no)
+                self._by_message[key[0], message_id] = entry
 
     def bind_message(self, key: SessionKey, call_no: int, message_id: int) -> None:
         """Record the transport message id that carries the reply, to release it on ack."""
@@ -260,15 +261,13 @@ class ReplyCache:
         if entry.message_id is not None:
             self._by_message.pop((key[0], entry.message_id), None)
         entry.message_id = message_id
-        self._by_message[key[0], message_id] = (key, call_no)
+        self._by_message[key[0], message_id] = entry
 
     def reply_acked(self, addr: Address, message_id: int) -> bool:
         """The client's transport acknowledged a message; release the reply it carried."""
-        found = self._by_message.pop((addr, message_id), None)
-        if found is None:
+        entry = self._by_message.pop((addr, message_id), None)
+        if entry is None:
             return False
-        key, call_no = found
-        entry = self._sessions[key].entries[call_no]
         entry.state = _TRANSITIONS[entry.state, "reply_acked"]
         entry.message_id = None
         if entry.reply is not None:

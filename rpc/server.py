@@ -101,9 +101,11 @@ class Server:
         self._calls = Executor(
             self._cache, self._send, self._failed,
             max_concurrent=max_concurrent, max_queued=max_queued,
-            on_reply=self._on_reply_sent, on_done=self._check_drained,
+            on_reply=self._on_reply_sent,
         )
         self._unacked_replies: set[tuple[Address, int]] = set()
+        #: True while the driver has us handle an event (see _handle_event).
+        self._dispatching = False
         self._shutting_down = False
         self._drained = trio.Event()
         self._stopped = trio.Event()
@@ -189,6 +191,7 @@ class Server:
         if self._stopped.is_set():
             return
         self._shutting_down = True
+        self._calls.on_done = self._check_drained  # as each call ends, see if all have
         logger.info("shutting down: %d calls running, %d queued, %d replies unacknowledged",
                     self._calls.running, self._calls.queued, len(self._unacked_replies))
         self._check_drained()
@@ -212,7 +215,15 @@ class Server:
     # -- transport events -------------------------------------------------------------------
 
     def _handle_event(self, event: events.TransportEvent) -> None:
-        self._on_event[type(event)](event)
+        # Replies sent while an event is handled (inline handlers, refusals, cached replays,
+        # pings) only queue in the endpoint: the driver sends every pending datagram after
+        # each input anyway (Contract 2), so driver.send_message's own flush would be a
+        # second one per reply.
+        self._dispatching = True
+        try:
+            self._on_event[type(event)](event)
+        finally:
+            self._dispatching = False
 
     def _on_message(self, event: events.MessageReceived) -> None:
         try:
@@ -352,6 +363,8 @@ class Server:
     def _send(self, addr: Address, payload: bytes) -> int | None:
         assert self._driver is not None
         try:
+            if self._dispatching:  # the driver flushes when the event is handled
+                return self._endpoint.send_message(addr, payload, now=self._clock())
             return self._driver.send_message(addr, payload)
         except SendBufferFull:
             # The client is not reading its replies; it will time out. Dropped and counted.
