@@ -50,6 +50,12 @@ async def _ready(result: outcome.Outcome[Any]) -> Any:
     return result.unwrap()
 
 
+def _led_reply(pending: PendingCall) -> Any:
+    """What a call that led gets: its result, or EXPIRED when the deadline watcher woke it."""
+    result = pending.result
+    return EXPIRED if result is None else result.unwrap()
+
+
 def _is_waiting(pending: PendingCall) -> bool:
     return pending.wake is not None
 
@@ -127,8 +133,9 @@ class Client:
     async def _round_trip(
         self, pending: PendingCall, payload: bytes, deadline: float | None, timeout: float | None
     ) -> tuple[callproto.Status, object] | None:
-        # The per-call hot path: send inline, park once, no helper coroutines and no cancel
-        # scope (the deadline watcher wakes a call whose deadline passed).
+        # The per-call hot path: send inline, then read the reply in this task (lead) or park
+        # once; no helper coroutines and no cancel scope (the deadline watcher wakes a call
+        # whose deadline passed).
         reply: Any = None
         try:
             try:
@@ -139,7 +146,11 @@ class Client:
             if deadline is not None and pending.result is None:
                 self._deadlines.add(deadline, pending)
             if pending.result is None and self._driver.can_lead():
-                reply = await self._lead(pending)
+                pending.wake = self._wake_leader
+                if await self._driver.lead(lambda: pending.wake is None):
+                    reply = _led_reply(pending)
+                else:
+                    reply = await self._follow(pending)  # the socket closed under us
             else:
                 reply = await self._wait(pending)
         except BaseException:  # cancelled, or failed: the server should stop working on it
@@ -177,18 +188,6 @@ class Client:
         if result is not None:
             return _ready(result)
         return self._follow(pending)
-
-    async def _lead(self, pending: PendingCall) -> Any:
-        """Read the socket until the reply (or a failure) arrives: no task hop."""
-        pending.task = trio.lowlevel.current_task()
-        pending.wake = self._wake_leader
-        if await self._driver.lead(lambda: pending.wake is None):
-            result = pending.result
-            if result is None:
-                return EXPIRED  # the deadline watcher woke us
-            return result.unwrap()
-        # The socket closed under us: wait as a follower, as any other call would.
-        return await self._follow(pending)
 
     def _follow(self, pending: PendingCall) -> Any:
         pending.task = trio.lowlevel.current_task()
