@@ -98,20 +98,26 @@ class BlockingDriver(Generic[EventT]):
         self._flush(now)
         return message_id
 
-    def poll(self, deadline: float) -> None:
+    def poll(self, deadline: float, now: float | None = None) -> float:
         """Wait until a datagram arrives, the endpoint's timer is due or ``deadline`` passes.
 
         Then feed what arrived, run due timers and send what the endpoint wants sent. Returns
-        at the latest at ``deadline`` (on this driver's clock); events are left for
-        :meth:`events`.
+        at the latest at ``deadline`` (on this driver's clock), with the clock reading taken
+        after the wait; events are left for :meth:`events` (or :meth:`dispatch_events`).
+        ``now`` is the caller's own recent clock reading, which spares reading it again.
         """
         if self._closed:
             raise ClientClosed("the transport is closed")
-        now = self._clock()
+        if now is None:
+            now = self._clock()
         timer = timer_deadline(self.endpoint.get_timer(), self._last_fire)
-        wake = deadline if timer is None else min(deadline, timer)
+        wake = deadline if timer is None or deadline < timer else timer
         if wake > now:
-            self._wait_readable(wake - now)
+            poller = self._poller
+            if poller is not None:
+                poller.poll(_milliseconds(wake - now))
+            else:
+                _wait(self.socket, writable=False, timeout=wake - now)
             now = self._clock()
         self._receive_batch(now)
         timer = timer_deadline(self.endpoint.get_timer(), self._last_fire)
@@ -120,6 +126,7 @@ class BlockingDriver(Generic[EventT]):
             self._counts["timer_fires"] += 1
             self.endpoint.handle_timer(now=now)
         self._flush(now)
+        return now
 
     def events(self) -> list[EventT]:
         """Every event the endpoint has produced since the last call, oldest first."""
@@ -128,6 +135,12 @@ class BlockingDriver(Generic[EventT]):
         while (event := next_event()) is not None:
             events.append(event)
         return events
+
+    def dispatch_events(self, handle: Callable[[EventT], None]) -> None:
+        """Pass every event the endpoint has produced since the last call to ``handle``."""
+        next_event = self.endpoint.next_event
+        while (event := next_event()) is not None:
+            handle(event)
 
     def flush(self) -> None:
         """Send pending datagrams (after using the endpoint directly)."""
@@ -149,12 +162,6 @@ class BlockingDriver(Generic[EventT]):
         self.socket.close()
 
     # -- internals ------------------------------------------------------------------------
-
-    def _wait_readable(self, timeout: float) -> None:
-        if self._poller is not None:
-            self._poller.poll(_milliseconds(timeout))
-        else:
-            _wait(self.socket, writable=False, timeout=timeout)
 
     def _receive_batch(self, now: float) -> None:
         """Read what is waiting: one datagram, or a burst of them when a burst is likely."""

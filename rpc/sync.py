@@ -91,13 +91,15 @@ class SyncClient:
             table.started += 1
             try:
                 wire_args = table.encode_args(service, method, args)
-                deadline = None if timeout is None else time.monotonic() + timeout
+                now = time.monotonic()
+                deadline = None if timeout is None else now + timeout
                 if table.needs_handshake(method):
                     self._handshake(deadline)
+                    now = time.monotonic()
                     if deadline is not None:
-                        timeout = deadline - time.monotonic()
+                        timeout = deadline - now
                 pending, payload = table.build_call(service, method, wire_args, timeout)
-                reply = self._round_trip(pending, payload, deadline, timeout)
+                reply = self._round_trip(pending, payload, deadline, timeout, now)
                 result: R = table.finish(service, method, pending, reply)
             except RpcError as exc:
                 self._table.failed[type(exc).__name__] += 1
@@ -124,16 +126,25 @@ class SyncClient:
             raise
 
     def _round_trip(
-        self, pending: PendingCall, payload: bytes, deadline: float | None, timeout: float | None
+        self,
+        pending: PendingCall,
+        payload: bytes,
+        deadline: float | None,
+        timeout: float | None,
+        now: float | None = None,
     ) -> tuple[callproto.Status, object] | None:
+        # ``now`` is the caller's clock reading from just before (it saves reading the clock
+        # again: the deadline check and the first wait only need it to within microseconds).
+        driver, handle = self._driver, self._table.handle_event
         try:
             self._send(pending, payload, deadline)
-            while pending.result is None:
+            if now is None:
                 now = time.monotonic()
+            while pending.result is None:
                 if deadline is not None and now >= deadline:
                     break
-                self._driver.poll(now + IDLE_POLL if deadline is None else deadline)
-                self._dispatch_events()
+                now = driver.poll(now + IDLE_POLL if deadline is None else deadline, now)
+                driver.dispatch_events(handle)
         except BaseException:  # includes KeyboardInterrupt: tell the server, best effort
             self._abandon(pending)
             raise
@@ -153,8 +164,8 @@ class SyncClient:
                         "send buffer stayed full until the deadline",
                         outcome=CallOutcome.NOT_DELIVERED,
                     ) from None
-                self._driver.poll(now + IDLE_POLL if deadline is None else deadline)
-                self._dispatch_events()
+                self._driver.poll(now + IDLE_POLL if deadline is None else deadline, now)
+                self._driver.dispatch_events(self._table.handle_event)
                 continue
             self._table.sent(pending, message_id)
             return
@@ -164,11 +175,6 @@ class SyncClient:
         if cancel is not None:
             with contextlib.suppress(RpcError):  # best effort: the server may not hear of it
                 self._driver.send_message(self._server, cancel)
-
-    def _dispatch_events(self) -> None:
-        handle = self._table.handle_event
-        for event in self._driver.events():
-            handle(event)
 
     def close(self) -> None:
         """Close the socket; later calls raise ``ClientClosed``.

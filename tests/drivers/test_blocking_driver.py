@@ -77,6 +77,25 @@ def test_poll_fires_a_due_timer_without_waiting() -> None:
         driver.close()
 
 
+def test_poll_takes_the_callers_clock_reading_and_returns_its_own() -> None:
+    clock = StepClock()
+    endpoint = FakeEndpoint()
+    endpoint.timers.append(clock.now - 1)
+    driver = BlockingDriver(endpoint, bind_udp_socket(), clock=clock)
+    try:
+        # The caller's reading is used as given (no wait: the deadline is not after it)...
+        assert driver.poll(clock.now - 2, now=clock.now - 2) == clock.now - 2
+        assert endpoint.timer_fires == []  # ... so at that time the timer was not yet due
+        assert driver.poll(clock.now) == clock.now
+        assert endpoint.timer_fires == [clock.now]
+        seen: list[str] = []
+        driver.dispatch_events(lambda event: seen.append(event.kind))
+        assert seen == ["timer"]
+        assert driver.events() == []  # dispatched events are gone
+    finally:
+        driver.close()
+
+
 def test_a_timer_left_in_the_past_is_rearmed_one_granularity_later() -> None:
     clock = StepClock()
     endpoint = FakeEndpoint(stuck_timer=True)
