@@ -88,7 +88,7 @@ class Executor:
     def __init__(
         self,
         cache: ReplyCache,
-        send: Callable[[Address, bytes], int | None],
+        send: Callable[[Address, bytes, float], int | None],
         failed: collections.Counter[str],
         *,
         max_concurrent: int,
@@ -169,7 +169,7 @@ class Executor:
         deadline = call.deadline
         started = self._clock()
         if call.cancelled or (deadline is not None and deadline <= started):
-            self._not_started(call)
+            self._not_started(call, started)
             return False
         call.scope = scope
         if deadline is not None:
@@ -195,11 +195,11 @@ class Executor:
             spent = call.cancelled or (deadline is not None and scope.cancel_called)
             if spent:  # nobody wants a reply
                 self._failed["DEADLINE" if scope.deadline <= now else "CANCELLED"] += 1
-                self._finish(call, (call.key, call_no), None)
+                self._finish(call, (call.key, call_no), None, now)
             elif returned:
                 if deadline is not None:  # setting a deadline is not free: only if armed
                     scope.deadline = math.inf
-                self._returned(call, (call.key, call_no), status, reply)
+                self._returned(call, (call.key, call_no), status, reply, now)
             else:  # the whole server is being torn down
                 del self._running[call.key, call_no]
         return spent
@@ -214,7 +214,7 @@ class Executor:
         started = clock()
         deadline = call.deadline
         if call.cancelled or (deadline is not None and deadline <= started):
-            self._not_started(call)
+            self._not_started(call, started)
             return
         plan, call_no = call.plan, call.call_no
         token = _CURRENT.set(call)  # reset below: this task goes on serving others
@@ -236,31 +236,36 @@ class Executor:
         self.handler_seconds += now - started
         if deadline is not None and deadline <= now:
             self._failed["DEADLINE"] += 1
-            self._finish(call, ident, None)
+            self._finish(call, ident, None, now)
         else:
-            self._returned(call, ident, status, reply)
+            self._returned(call, ident, status, reply, now)
 
-    def _not_started(self, call: AdmittedCall) -> None:
+    def _not_started(self, call: AdmittedCall, now: float) -> None:
         """Finish a call that was cancelled or expired before its handler could start."""
         self._failed["CANCELLED" if call.cancelled else "DEADLINE"] += 1
-        self._finish(call, (call.key, call.call_no), None)
+        self._finish(call, (call.key, call.call_no), None, now)
 
-    def _returned(self, call: AdmittedCall, ident: CallId, status: Status, reply: bytes) -> None:
+    def _returned(
+        self, call: AdmittedCall, ident: CallId, status: Status, reply: bytes, now: float
+    ) -> None:
         if status is Status.OK:
             self.completed += 1
         else:
             self._failed[status.name] += 1
         # A oneway call is executed at most once, and nobody waits for a result.
-        self._finish(call, ident, None if call.flags & callproto.FLAG_ONEWAY else reply)
+        self._finish(call, ident, None if call.flags & callproto.FLAG_ONEWAY else reply, now)
 
-    def _finish(self, call: AdmittedCall, ident: CallId, reply: bytes | None) -> None:
+    def _finish(
+        self, call: AdmittedCall, ident: CallId, reply: bytes | None, now: float
+    ) -> None:
+        """End a call: send its ``reply`` (if any; ``now`` is the time) and settle its entry."""
         del self._running[ident]
         message_id = None
         if reply is not None and call.reply_wanted:
             # Sent before the cache entry completes: nothing can arrive in between (events
             # are delivered by the reader task), and the entry then learns its message id
             # in the same step.
-            message_id = self._send(call.addr, reply)
+            message_id = self._send(call.addr, reply, now)
             if message_id is not None:
                 self._on_reply(call.addr, message_id)
         if not call.flags & callproto.FLAG_IDEMPOTENT:

@@ -104,7 +104,7 @@ class Server:
             on_reply=self._on_reply_sent,
         )
         self._unacked_replies: set[tuple[Address, int]] = set()
-        #: True while the driver has us handle an event (see _handle_event).
+        #: True while the driver has us handle a received message (see _on_message).
         self._dispatching = False
         self._shutting_down = False
         self._drained = trio.Event()
@@ -215,17 +215,14 @@ class Server:
     # -- transport events -------------------------------------------------------------------
 
     def _handle_event(self, event: events.TransportEvent) -> None:
-        # Replies sent while an event is handled (inline handlers, refusals, cached replays,
-        # pings) only queue in the endpoint: the driver sends every pending datagram after
-        # each input anyway (Contract 2), so driver.send_message's own flush would be a
-        # second one per reply.
-        self._dispatching = True
-        try:
-            self._on_event[type(event)](event)
-        finally:
-            self._dispatching = False
+        self._on_event[type(event)](event)
 
     def _on_message(self, event: events.MessageReceived) -> None:
+        # Replies sent while a message is handled (inline handlers, refusals, cached replays,
+        # pings) only queue in the endpoint: the driver sends every pending datagram after
+        # each input anyway (Contract 2), so driver.send_message's own flush would be a
+        # second one per reply. Other events send nothing.
+        self._dispatching = True
         try:
             message = callproto.unpack_untrusted(event.payload)
             # message[0] is an int: unpack_untrusted checked it
@@ -235,6 +232,8 @@ class Server:
             handler(event.addr, event.peer_epoch, message)
         except ProtocolError:
             self._malformed += 1
+        finally:
+            self._dispatching = False
 
     def _on_acked(self, event: events.MessageAcked) -> None:
         addr, message_id = event.addr, event.message_id
@@ -360,11 +359,14 @@ class Server:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def _send(self, addr: Address, payload: bytes) -> int | None:
+    def _send(self, addr: Address, payload: bytes, now: float | None = None) -> int | None:
+        """Send ``payload`` to ``addr``; ``now``, if known, saves a clock read."""
         assert self._driver is not None
         try:
             if self._dispatching:  # the driver flushes when the event is handled
-                return self._endpoint.send_message(addr, payload, now=self._clock())
+                if now is None:
+                    now = self._clock()
+                return self._endpoint.send_message(addr, payload, now=now)
             return self._driver.send_message(addr, payload)
         except SendBufferFull:
             # The client is not reading its replies; it will time out. Dropped and counted.
