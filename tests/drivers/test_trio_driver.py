@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 import trio
@@ -309,3 +310,47 @@ async def test_closing_the_driver_ends_a_leaders_wait() -> None:
 async def test_simulated_sockets_never_lead() -> None:
     driver = TrioDriver(FakeEndpoint(), SimNetwork(seed=1).socket(), lambda event: None)
     assert not driver.can_lead()
+
+
+class MovingTimerEndpoint(FakeEndpoint):
+    """A fake endpoint whose one timer the test moves (as acks push a retransmission timer)."""
+
+    timer: float | None = None
+
+    def get_timer(self) -> float | None:
+        return self.timer
+
+
+async def test_a_timer_that_keeps_moving_later_does_not_wake_the_reader_while_callers_lead() -> (
+    None
+):
+    endpoint = MovingTimerEndpoint()
+    a = TrioDriver(endpoint, await open_udp_socket(), lambda event: None)
+    b = TrioDriver(FakeEndpoint(), await open_udp_socket(), lambda event: None)
+    acked: list[int] = []
+
+    def on_event(event: FakeEvent) -> None:
+        acked.append(event.message_id)
+        a.interrupt_leader()
+
+    def acked_last(message_id: int) -> Callable[[], bool]:
+        return lambda: acked[-1:] == [message_id]
+
+    a._on_event = on_event
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            a._aside = True  # as after the reader woke the last follower
+            await nursery.start(a.run)
+            await nursery.start(b.run)
+            start = trio.current_time()
+            while trio.current_time() < start + 0.1:  # some 25 timer periods
+                endpoint.timer = trio.current_time() + 0.004  # later with every message
+                message_id = a.send_message(b.address, b"x")
+                assert a.can_lead()
+                assert await a.lead(acked_last(message_id))
+            await a.aclose()
+            await b.aclose()
+    # Each leader leaving moved the reader's wake-up along with the timer, so the reader never
+    # woke early for it (it did some 25 times before); a slow scheduling round may cost one.
+    assert len(endpoint.timer_fires) <= 3
+    assert len(acked) > 25
