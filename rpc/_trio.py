@@ -57,8 +57,9 @@ SEND_BACKLOG_LIMIT = 4096
 #: Only datagrams arriving while no call waits can be delayed by it, and nobody waits for those.
 #: A bound at or above the usual timer costs no extra wake-up (each costs ~30 us here).
 LEADER_GRACE = 0.005
-#: A leader leaving checks the reader's wake-up when it is due within this long: a timer that
-#: moved later since is then followed, instead of waking the reader early for nothing.
+#: A reader's wake-up due within this long is moved along with a timer that moved later (when a
+#: leader leaves, or when the reader on the socket handles input), instead of waking the reader
+#: early for nothing.
 EARLY_WAKE_MARGIN = 0.001
 
 __all__ = [
@@ -469,21 +470,26 @@ class TrioDriver(Generic[EventT]):
             on_event(event)
         self._flush(now)
 
-    def _rearm(self) -> None:
+    def _rearm(self, now: float) -> None:
         """Move the reader's wake-up earlier if the endpoint's timer moved earlier.
 
-        A timer that moved later is left alone: the reader then wakes early once, finds
-        nothing due and sleeps again. Moving a deadline costs ~3 us (trio re-registers it),
-        and in a request/response exchange the timer moves later on nearly every datagram
-        (each ack pushes the retransmission timer back), so this saves more than the rare
-        early wake-up costs.
+        A timer that moved later is mostly left alone: moving a deadline costs ~5 us (trio
+        re-registers it), and in a request/response exchange the timer moves later on nearly
+        every datagram (each ack pushes the retransmission timer back). Only when the reader
+        on the socket is about to wake (within EARLY_WAKE_MARGIN) does its wake-up follow the
+        timer, which costs less than the early wake-up it avoids (~40 us).
         """
         scope = self._timer_scope
         if scope is None:
             return
         deadline = timer_deadline(self.endpoint.get_timer(), self._last_fire)
-        if deadline is not None and deadline < scope.deadline:
+        wake = scope.deadline
+        if deadline is not None and deadline < wake:
             scope.deadline = deadline
+        elif self._on_socket and wake < now + EARLY_WAKE_MARGIN:
+            later = math.inf if deadline is None else deadline
+            if later > wake:
+                scope.deadline = later
 
     # -- writing --------------------------------------------------------------------------
 
@@ -491,7 +497,7 @@ class TrioDriver(Generic[EventT]):
         datagrams = self.endpoint.datagrams_to_send(now=now)
         if datagrams:
             self._send_all(datagrams)
-        self._rearm()
+        self._rearm(now)
 
     def _send_all(self, datagrams: list[tuple[bytes, Address]]) -> None:
         counts = self._counts

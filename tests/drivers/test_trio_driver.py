@@ -320,6 +320,11 @@ class MovingTimerEndpoint(FakeEndpoint):
     def get_timer(self) -> float | None:
         return self.timer
 
+    def handle_timer(self, *, now: float) -> None:
+        super().handle_timer(now=now)
+        if self.timer is not None and self.timer <= now:
+            self.timer = None
+
 
 async def test_a_timer_that_keeps_moving_later_does_not_wake_the_reader_while_callers_lead() -> (
     None
@@ -354,3 +359,20 @@ async def test_a_timer_that_keeps_moving_later_does_not_wake_the_reader_while_ca
     # woke early for it (it did some 25 times before); a slow scheduling round may cost one.
     assert len(endpoint.timer_fires) <= 3
     assert len(acked) > 25
+
+
+@pytest.mark.parametrize(("moved_at", "fires"), [(0.5, [1.0, 2.0]), (0.9995, [2.0])])
+async def test_a_reader_about_to_wake_follows_a_timer_that_moved_later(
+    autojump_clock: trio.testing.MockClock, moved_at: float, fires: list[float]
+) -> None:
+    endpoint = MovingTimerEndpoint()
+    endpoint.timer = 1.0
+    driver = TrioDriver(endpoint, SimNetwork(seed=1).socket(), lambda event: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        await trio.sleep(moved_at)
+        endpoint.timer = 2.0
+        driver.flush()  # as after input: long before the wake-up it stays, just before it moves
+        await trio.sleep(5)
+        await driver.aclose()
+    assert endpoint.timer_fires == fires
