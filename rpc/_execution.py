@@ -107,6 +107,9 @@ class Executor:
         self._pool: WorkerPool[AdmittedCall] | None = None
         self._clock: Callable[[], float] = trio.current_time
         self._running: dict[CallId, AdmittedCall] = {}
+        #: The call whose handler runs inline right now (it is running, but not in _running:
+        #: nothing can look it up meanwhile, so registering it would be wasted work).
+        self._inline: AdmittedCall | None = None
         self._queue: collections.deque[AdmittedCall] = collections.deque()
         self._queued: dict[CallId, AdmittedCall] = {}
         self.completed = 0
@@ -120,8 +123,8 @@ class Executor:
 
     @property
     def running(self) -> int:
-        """Calls that have a worker."""
-        return len(self._running)
+        """Calls whose handler runs (in a worker or inline)."""
+        return len(self._running) + (self._inline is not None)
 
     @property
     def queued(self) -> int:
@@ -134,21 +137,20 @@ class Executor:
 
     def idle(self) -> bool:
         """True when nothing runs or waits."""
-        return not self._running and not self._queue
+        return not self._running and not self._queue and self._inline is None
 
     def submit(self, call: AdmittedCall) -> None:
         """Run ``call`` now if a worker is free, else queue it (check :meth:`full` first)."""
         assert self._pool is not None
-        ident = call.key, call.call_no
-        running = self._running
-        running[ident] = call
         # A handler that never suspends runs right here, without a hop to a worker, when a
         # worker could have taken it at once: it overtakes nothing and the limit holds.
-        if call.plan.inline and not self._queue and len(running) <= self._max_concurrent:
-            self._run_inline(call, ident)
+        if call.plan.inline and not self._queue and len(self._running) < self._max_concurrent:
+            self._run_inline(call)
             return
-        if not self._pool.submit(call):
-            del running[ident]
+        ident = call.key, call.call_no
+        if self._pool.submit(call):
+            self._running[ident] = call
+        else:
             self._queue.append(call)
             self._queued[ident] = call
 
@@ -158,7 +160,8 @@ class Executor:
 
     def calls(self) -> list[AdmittedCall]:
         """Every running and queued call."""
-        return [*self._running.values(), *self._queue]
+        inline = [] if self._inline is None else [self._inline]
+        return [*self._running.values(), *inline, *self._queue]
 
     async def _run(self, call: AdmittedCall, scope: trio.CancelScope) -> bool:
         """Run one call's handler under the worker's ``scope``; send its reply.
@@ -169,7 +172,7 @@ class Executor:
         deadline = call.deadline
         started = self._clock()
         if call.cancelled or (deadline is not None and deadline <= started):
-            self._not_started(call, started)
+            self._not_started(call, (call.key, call.call_no), started)
             return False
         call.scope = scope
         if deadline is not None:
@@ -204,17 +207,18 @@ class Executor:
                 del self._running[call.key, call_no]
         return spent
 
-    def _run_inline(self, call: AdmittedCall, ident: CallId) -> None:
+    def _run_inline(self, call: AdmittedCall) -> None:
         """Run a handler that never suspends (``CallPlan.inline``) in this task: no hop.
 
         Its coroutine completes in one ``send``; it cannot be cancelled midway (it has no
         checkpoint), and a deadline that passed while it ran means no reply, as in a worker.
         """
+        self._inline = call
         clock = self._clock
         started = clock()
         deadline = call.deadline
         if call.cancelled or (deadline is not None and deadline <= started):
-            self._not_started(call, started)
+            self._not_started(call, None, started)
             return
         plan, call_no = call.plan, call.call_no
         token = _CURRENT.set(call)  # reset below: this task goes on serving others
@@ -236,17 +240,17 @@ class Executor:
         self.handler_seconds += now - started
         if deadline is not None and deadline <= now:
             self._failed["DEADLINE"] += 1
-            self._finish(call, ident, None, now)
+            self._finish(call, None, None, now)
         else:
-            self._returned(call, ident, status, reply, now)
+            self._returned(call, None, status, reply, now)
 
-    def _not_started(self, call: AdmittedCall, now: float) -> None:
+    def _not_started(self, call: AdmittedCall, ident: CallId | None, now: float) -> None:
         """Finish a call that was cancelled or expired before its handler could start."""
         self._failed["CANCELLED" if call.cancelled else "DEADLINE"] += 1
-        self._finish(call, (call.key, call.call_no), None, now)
+        self._finish(call, ident, None, now)
 
     def _returned(
-        self, call: AdmittedCall, ident: CallId, status: Status, reply: bytes, now: float
+        self, call: AdmittedCall, ident: CallId | None, status: Status, reply: bytes, now: float
     ) -> None:
         if status is Status.OK:
             self.completed += 1
@@ -256,10 +260,16 @@ class Executor:
         self._finish(call, ident, None if call.flags & callproto.FLAG_ONEWAY else reply, now)
 
     def _finish(
-        self, call: AdmittedCall, ident: CallId, reply: bytes | None, now: float
+        self, call: AdmittedCall, ident: CallId | None, reply: bytes | None, now: float
     ) -> None:
-        """End a call: send its ``reply`` (if any; ``now`` is the time) and settle its entry."""
-        del self._running[ident]
+        """End a call: send its ``reply`` (if any; ``now`` is the time) and settle its entry.
+
+        ``ident`` is the call's key in ``_running``; ``None`` for the call running inline.
+        """
+        if ident is None:
+            self._inline = None
+        else:
+            del self._running[ident]
         message_id = None
         if reply is not None and call.reply_wanted:
             # Sent before the cache entry completes: nothing can arrive in between (events

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import collections
+
 import trio
 import trio.testing
 
 import rpc
-from rpc._dispatch import never_suspends
+from rpc import callproto
+from rpc._dispatch import CallPlan, never_suspends
+from rpc._execution import AdmittedCall, Executor
+from rpc.reply_cache import ReplyCache
 from tests.runtime.harness import LabImpl, sim_lab
 from tests.runtime.lab_service import LabClient
 
@@ -62,3 +67,36 @@ async def test_non_suspending_handlers_need_no_worker(
     assert (inline_workers, worker_workers) == (0, 1)
     assert rpc.current_call() is None  # nothing leaked into this task's context
     assert server.statistics().calls_completed == 7
+
+
+async def test_an_inline_call_counts_as_running_while_its_handler_runs() -> None:
+    # The inline call is not registered for lookup (nothing can look it up meanwhile), yet
+    # the statistics and the call list a handler could see must include it, as for a worker.
+    method = rpc.MethodSpec[None](name="probe", number=1, params=(), result=None)
+    spec = rpc.ServiceSpec(name="Probe", version=1, methods=(method,))
+    sent: list[bytes] = []
+    seen: list[tuple[int, bool, list[AdmittedCall]]] = []
+
+    def send(addr: tuple[str, int], reply: bytes, now: float) -> int:
+        sent.append(reply)
+        return len(sent)
+
+    executor = Executor(
+        ReplyCache(), send, collections.Counter(), max_concurrent=2, max_queued=2,
+        on_reply=lambda addr, message_id: None,
+    )
+
+    async def probe() -> None:
+        seen.append((executor.running, executor.idle(), executor.calls()))
+
+    plan = CallPlan(spec, method, probe)
+    assert plan.inline
+    addr = ("127.0.0.1", 9)
+    call = AdmittedCall(addr, (addr, 5), 1, callproto.FLAG_IDEMPOTENT, plan, (), None)
+    async with trio.open_nursery() as nursery:
+        executor.start(nursery)
+        executor.submit(call)
+        assert seen == [(1, False, [call])]
+        assert (executor.running, executor.idle(), executor.calls()) == (0, True, [])
+        assert (executor.completed, len(sent)) == (1, 1)
+        nursery.cancel_scope.cancel()
