@@ -192,12 +192,17 @@ class Client:
     def _follow(self, pending: PendingCall) -> Any:
         pending.task = trio.lowlevel.current_task()
         pending.wake = self._reschedule
-        self._driver.followers += 1
-        return trio.lowlevel.wait_task_rescheduled(self._abort_follower)
+        driver = self._driver
+        driver.followers += 1
 
-    def _abort_follower(self, _: object) -> trio.lowlevel.Abort:
-        self._driver.followers -= 1
-        return trio.lowlevel.Abort.SUCCEEDED
+        def abort(_: object) -> trio.lowlevel.Abort:
+            # The task is rescheduled (cancelled) now: a reply or the deadline watcher arriving
+            # before it runs must not reschedule it a second time.
+            pending.wake = None
+            driver.followers -= 1
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return trio.lowlevel.wait_task_rescheduled(abort)
 
     def _reschedule(self, pending: PendingCall) -> None:
         self._driver.followers -= 1

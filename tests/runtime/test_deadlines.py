@@ -77,3 +77,31 @@ async def test_watcher_wakes_only_items_still_waiting(
         await trio.sleep(2.0)
         assert woken == ["a", "c"]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_call_cancelled_at_its_deadline_is_not_woken_twice(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # An outer cancel scope and the call's own deadline expire at the same instant: trio
+    # aborts the parked call, and the deadline watcher, running in the same batch, must not
+    # reschedule it again (trio asserts on that). Batches run in random order, so many calls.
+    async with sim_lab(LabImpl()) as (_, _server, client):
+        lab = LabClient(client)
+        outcomes: list[str] = []
+
+        async def call() -> None:
+            with trio.move_on_after(1.0):
+                try:
+                    await lab.sleep(60.0, timeout=1.0)
+                except rpc.DeadlineExceeded:
+                    outcomes.append("deadline")
+                    return
+            outcomes.append("cancelled")
+
+        for _ in range(20):
+            async with trio.open_nursery() as nursery:
+                for _ in range(10):
+                    nursery.start_soon(call)
+        assert len(outcomes) == 200
+        assert client.statistics().in_flight == 0
+        assert client._driver.followers == 0
