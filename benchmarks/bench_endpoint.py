@@ -4,6 +4,12 @@ Prints CPU microseconds (``time.process_time``, robust to a loaded machine) per 
 round trip, and MB/s for 1 MiB messages with 64 KB datagrams. Bounded in iterations.
 
     python benchmarks/bench_endpoint.py [--profile]
+    python benchmarks/bench_endpoint.py --instructions   # needs valgrind; about a minute
+
+``--instructions`` counts, with callgrind, the instructions one small round trip executes: the
+difference between two runs of different lengths, divided by the difference in round trips, so
+start-up and imports cancel out. Unlike CPU time it does not move with the machine's load
+(a 2-vCPU VM swings 2x in time), which makes it the figure to compare changes by.
 """
 
 from __future__ import annotations
@@ -12,6 +18,11 @@ import argparse
 import cProfile
 import os
 import pstats
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 
 from rpc.config import TransportConfig
@@ -105,12 +116,63 @@ def bulk_transfer(count: int, size: int) -> float:
     return count * size / elapsed / 1e6
 
 
+#: Round trips of the short and the long run that ``--instructions`` compares.
+COUNTED_ROUND_TRIPS = (200, 1200)
+_COLLECTED = re.compile(r"Collected : ([\d,]+)")
+
+
+def collected_instructions(callgrind_stderr: str) -> int:
+    """The instruction total callgrind reports at exit (``==pid== Collected : 1,234``)."""
+    found = _COLLECTED.findall(callgrind_stderr)
+    if not found:
+        raise SystemExit(f"no instruction count in callgrind's output:\n{callgrind_stderr[-500:]}")
+    return int(found[-1].replace(",", ""))
+
+
+def per_round_trip(short: tuple[int, int], long: tuple[int, int]) -> float:
+    """Instructions per round trip from ``(round_trips, instructions)`` of two runs."""
+    (short_n, short_total), (long_n, long_total) = short, long
+    if long_n <= short_n:
+        raise ValueError("the long run must have more round trips than the short one")
+    return (long_total - short_total) / (long_n - short_n)
+
+
+def count_instructions() -> float:
+    """Run the small round trips under callgrind twice; instructions per round trip."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind (Debian package: valgrind)")
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in COUNTED_ROUND_TRIPS:
+            done = subprocess.run(
+                [valgrind, "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.{count}",
+                 sys.executable, __file__, "--only-round-trips", str(count)],
+                capture_output=True, text=True, check=True, timeout=600,
+                env={**os.environ, "PYTHONHASHSEED": "0"},  # same dict layouts in both runs
+            )
+            runs.append((count, collected_instructions(done.stderr)))
+    return per_round_trip(runs[0], runs[1])
+
+
 def main() -> None:
     """Run both measurements and print a small table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of each part")
     parser.add_argument("--round-trips", type=int, default=ROUND_TRIPS)
+    parser.add_argument(
+        "--instructions", action="store_true",
+        help="count instructions per small round trip with callgrind (deterministic)",
+    )
+    parser.add_argument("--only-round-trips", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.only_round_trips is not None:  # the measured child of --instructions
+        small_round_trips(args.only_round_trips)
+        return
+    if args.instructions:
+        label = "small round trip, instructions (both endpoints)"
+        print(f"{label:<48}{count_instructions():>12,.0f}")
+        return
     if args.profile:
         for label, call in (
             ("small", lambda: small_round_trips(args.round_trips)),

@@ -12,6 +12,7 @@ import sys
 import zlib
 
 import _common as c
+import bench_endpoint
 import pytest
 import run_all
 
@@ -131,3 +132,13 @@ def test_notes_are_grouped_per_system_and_text(capsys: pytest.CaptureFixture[str
         "  note: grpc-aio seq16, 1MiB: skipped: no grpcio",
         "  note: udprpc-sync seq16: 2 failed calls",
     ]
+
+
+def test_instruction_count_is_the_difference_per_extra_round_trip() -> None:
+    stderr = "==7== Events    : Ir\n==7== Collected : 1,234,567\n==7==\n==7== I   refs: 1,234,567\n"
+    assert bench_endpoint.collected_instructions(stderr) == 1_234_567
+    assert bench_endpoint.per_round_trip((200, 1_000_000), (1200, 3_000_000)) == 2000.0
+    with pytest.raises(ValueError, match="more round trips"):
+        bench_endpoint.per_round_trip((1200, 3_000_000), (200, 1_000_000))
+    with pytest.raises(SystemExit):
+        bench_endpoint.collected_instructions("valgrind: not found")
