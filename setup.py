@@ -13,50 +13,32 @@ source, so that ``rpc._accel`` can tell when an edited source no longer matches 
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import json
-import os
+import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from setuptools import setup
 
-ROOT = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent / "rpc"
 
 
-def _compiled_modules() -> tuple[str, ...]:
-    """``COMPILED_MODULES`` from ``rpc/_accel.py``, read from its text: the package and its
-    dependencies may not be importable while building."""
-    tree = ast.parse((ROOT / "rpc" / "_accel.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and node.target.id == "COMPILED_MODULES"
-            and node.value is not None
-        ):
-            return tuple(ast.literal_eval(node.value))
-    raise RuntimeError("rpc/_accel.py does not define COMPILED_MODULES")
-
-
-def _pure_python_requested() -> bool:
-    return os.environ.get("UDPRPC_PURE_PYTHON", "").strip() not in ("", "0")
-
-
-def _write_manifest(modules: tuple[str, ...]) -> None:
-    digests = {
-        name: hashlib.sha256((ROOT / "rpc" / f"{name}.py").read_bytes()).hexdigest()
-        for name in modules
-    }
-    manifest = ROOT / "rpc" / "_compiled.json"
-    manifest.write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+def _load_accel() -> ModuleType:
+    """``rpc/_accel.py`` on its own: it needs only the standard library, while the package's
+    dependencies may not be installed yet when building."""
+    spec = importlib.util.spec_from_file_location("_udprpc_accel", PACKAGE_DIR / "_accel.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _extensions() -> list[Any]:
-    manifest = ROOT / "rpc" / "_compiled.json"
-    if _pure_python_requested():
+    accel = _load_accel()
+    manifest = PACKAGE_DIR / accel.MANIFEST_NAME
+    if accel.pure_python_requested():
         manifest.unlink(missing_ok=True)
         return []
     try:
@@ -64,7 +46,7 @@ def _extensions() -> list[Any]:
     except ImportError:
         manifest.unlink(missing_ok=True)
         return []
-    modules = _compiled_modules()
+    modules = accel.COMPILED_MODULES
     # Only the compiled modules must type-check here: what they import is analysed silently,
     # and a dependency the build environment lacks is typed Any rather than an error (the
     # build runs before the runtime's dependencies are installed into a fresh environment).
@@ -77,7 +59,7 @@ def _extensions() -> list[Any]:
         return []
     for extension in extensions:
         extension.optional = True  # no C compiler: install the pure-Python modules instead
-    _write_manifest(modules)
+    accel.write_manifest(PACKAGE_DIR, modules)
     return list(extensions)
 
 

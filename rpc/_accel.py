@@ -29,7 +29,8 @@ from types import ModuleType
 from typing import Final
 
 #: Modules of ``rpc`` compiled by mypyc: the per-datagram hot path and the classes it uses.
-#: ``setup.py`` reads this tuple from the source text, so keep it a literal.
+#: ``setup.py`` and ``scripts/_install_stamp.py`` load this file on its own (standard library
+#: imports only, so that works before the runtime's dependencies are installed).
 COMPILED_MODULES: Final = (
     "acks",
     "compression",
@@ -83,6 +84,18 @@ def built_extensions(package_dir: Path, modules: Sequence[str]) -> list[str]:
     ]
 
 
+def source_digest(package_dir: Path, name: str) -> str:
+    """The SHA-256 of module ``name``'s source (what the build records for its extension)."""
+    return hashlib.sha256((package_dir / f"{name}.py").read_bytes()).hexdigest()
+
+
+def write_manifest(package_dir: Path, modules: Sequence[str]) -> None:
+    """Record the digest of each compiled module's source next to the extensions (build time)."""
+    digests = {name: source_digest(package_dir, name) for name in modules}
+    text = json.dumps(digests, indent=1, sort_keys=True) + "\n"
+    (package_dir / MANIFEST_NAME).write_text(text, encoding="utf-8")
+
+
 def stale_sources(package_dir: Path, modules: Sequence[str]) -> list[str]:
     """The modules whose source no longer matches the digest recorded when they were compiled
     (all of them when the record is missing or unreadable)."""
@@ -95,7 +108,7 @@ def stale_sources(package_dir: Path, modules: Sequence[str]) -> list[str]:
     stale = []
     for name in modules:
         try:
-            digest = hashlib.sha256((package_dir / f"{name}.py").read_bytes()).hexdigest()
+            digest = source_digest(package_dir, name)
         except OSError:  # installed without sources: the extension is all there is
             continue
         if recorded.get(name) != digest:

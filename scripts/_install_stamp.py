@@ -4,27 +4,30 @@ The install is redone when this changes: the project metadata, the build hook, a
 sources mypyc compiles into extensions (an editable install does not rebuild those by itself).
 """
 
-import ast
 import hashlib
+import importlib.util
 import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def compiled_sources() -> list[Path]:
-    """The ``rpc`` modules named in ``COMPILED_MODULES`` of ``rpc/_accel.py``."""
-    for node in ast.parse((ROOT / "rpc" / "_accel.py").read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "COMPILED_MODULES":
-            assert node.value is not None
-            return [ROOT / "rpc" / f"{name}.py" for name in ast.literal_eval(node.value)]
-    return []
+def compiled_modules() -> tuple[str, ...]:
+    """``COMPILED_MODULES`` of ``rpc/_accel.py``, loaded on its own (standard library only:
+    this runs with the bare ``python3`` that creates the virtualenv)."""
+    spec = importlib.util.spec_from_file_location("_udprpc_accel", ROOT / "rpc" / "_accel.py")
+    assert spec is not None
+    assert spec.loader is not None
+    accel = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(accel)
+    return tuple(accel.COMPILED_MODULES)
 
 
 def main() -> None:
     """Print the hex digest."""
     digest = hashlib.sha256(os.environ.get("UDPRPC_PURE_PYTHON", "").encode())
-    for path in [ROOT / "pyproject.toml", ROOT / "setup.py", *compiled_sources()]:
+    sources = [ROOT / "rpc" / f"{name}.py" for name in compiled_modules()]
+    for path in [ROOT / "pyproject.toml", ROOT / "setup.py", *sources]:
         digest.update(path.read_bytes())
     print(digest.hexdigest())
 
