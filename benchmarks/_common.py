@@ -403,7 +403,11 @@ _measured_servers: list[ServerHandle] = []
 
 @contextlib.contextmanager
 def server_process(
-    argv: Sequence[str], *, ready_timeout: float = SERVER_READY_TIMEOUT, measured: bool = True
+    argv: Sequence[str],
+    *,
+    ready_timeout: float = SERVER_READY_TIMEOUT,
+    measured: bool = True,
+    exit_grace: float = SERVER_EXIT_GRACE,
 ) -> Iterator[int]:
     """Start a server subprocess, wait for ``READY <port>``, yield the port, always tear down.
 
@@ -428,20 +432,20 @@ def server_process(
             if measured:
                 _measured_servers.remove(handle)
     finally:
-        _stop(proc)
+        _stop(proc, exit_grace)
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    """Ask a child to exit, then insist."""
+def _stop(proc: subprocess.Popen[str], grace: float = SERVER_EXIT_GRACE) -> None:
+    """Ask a child to exit, then insist after ``grace`` seconds."""
     with contextlib.suppress(OSError):
         if proc.stdin is not None:
             proc.stdin.close()
     try:
-        proc.wait(SERVER_EXIT_GRACE)
+        proc.wait(grace)
     except subprocess.TimeoutExpired:
         proc.terminate()
         try:
-            proc.wait(SERVER_EXIT_GRACE)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
