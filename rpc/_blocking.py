@@ -19,13 +19,13 @@ from rpc._io import (
     BURST_HINT_BYTES,
     RECEIVE_BATCH,
     RECV_BUFSIZE,
+    TIMER_GRANULARITY,
     Address,
     DriverEndpoint,
     DriverStatistics,
     EventT,
     bind_udp_socket,
     local_address,
-    timer_deadline,
 )
 from rpc.errors import ClientClosed
 
@@ -89,11 +89,15 @@ class BlockingDriver(Generic[EventT]):
         """The local address of the socket."""
         return self._address
 
-    def send_message(self, addr: Address, payload: bytes) -> int:
-        """Queue ``payload`` for ``addr`` and send what can go now; returns the message id."""
+    def send_message(self, addr: Address, payload: bytes, now: float | None = None) -> int:
+        """Queue ``payload`` for ``addr`` and send what can go now; returns the message id.
+
+        ``now`` is the caller's own recent clock reading, which spares reading it again.
+        """
         if self._closed:
             raise ClientClosed("the transport is closed")
-        now = self._clock()
+        if now is None:
+            now = self._clock()
         message_id = self.endpoint.send_message(addr, payload, now=now)
         self._flush(now)
         return message_id
@@ -110,21 +114,29 @@ class BlockingDriver(Generic[EventT]):
             raise ClientClosed("the transport is closed")
         if now is None:
             now = self._clock()
-        timer = timer_deadline(self.endpoint.get_timer(), self._last_fire)
+        # Every blocking call passes here once or more: timer_deadline and _milliseconds are
+        # inlined (each Python call costs about as much as the arithmetic it wraps).
+        endpoint, last_fire = self.endpoint, self._last_fire
+        timer = endpoint.get_timer()
+        if timer is not None and timer <= last_fire:
+            timer = last_fire + TIMER_GRANULARITY
         wake = deadline if timer is None or deadline < timer else timer
         if wake > now:
             poller = self._poller
             if poller is not None:
-                poller.poll(_milliseconds(wake - now))
+                poller.poll(math.ceil(min(wake - now, MAX_WAIT) * 1000))
             else:
                 _wait(self.socket, writable=False, timeout=wake - now)
             now = self._clock()
         self._receive_batch(now)
-        timer = timer_deadline(self.endpoint.get_timer(), self._last_fire)
-        if timer is not None and timer <= now:
-            self._last_fire = now
-            self._counts["timer_fires"] += 1
-            self.endpoint.handle_timer(now=now)
+        timer = endpoint.get_timer()
+        if timer is not None:
+            if timer <= last_fire:
+                timer = last_fire + TIMER_GRANULARITY
+            if timer <= now:
+                self._last_fire = now
+                self._counts["timer_fires"] += 1
+                endpoint.handle_timer(now=now)
         self._flush(now)
         return now
 
@@ -185,8 +197,17 @@ class BlockingDriver(Generic[EventT]):
     def _flush(self, now: float) -> None:
         if self._closed:
             return
+        sendto, counts = self.socket.sendto, self._counts
         for data, addr in self.endpoint.datagrams_to_send(now=now):
-            self._send(data, addr)
+            try:
+                sendto(data, addr)
+            except BlockingIOError:
+                self._send(data, addr)  # wait for room (bounded), then send or drop
+                continue
+            except OSError:  # unreachable network, datagram too large...: lost, like on a wire
+                counts["send_errors"] += 1
+                continue
+            counts["datagrams_sent"] += 1
 
     def _send(self, data: bytes, addr: Address) -> None:
         counts = self._counts

@@ -3,8 +3,9 @@
 Both clients (:mod:`rpc.client` on trio, :mod:`rpc.sync` on a blocking socket) keep their calls
 here. The table numbers calls, builds their ``CALL`` envelopes, computes the ``floor`` that lets
 the server release its reply cache, and turns transport events into call results. A finished
-call's result is stored on its :class:`PendingCall` as an ``outcome.Outcome`` and its ``wake``
-callback (if any) is called, synchronously, from the event handler: that is the one task hop.
+call's result (its reply, or the error that ended it) is stored on its :class:`PendingCall` and
+its ``wake`` callback (if any) is called, synchronously, from the event handler: that is the one
+task hop.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ import dataclasses
 import logging
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import outcome
+from typing import Any, Final
 
 from rpc import callproto, events
 from rpc.callproto import Status
@@ -44,6 +43,11 @@ logger = logging.getLogger("rpc.client")
 
 #: The budget field is an unsigned 32-bit count of milliseconds (about 49 days).
 MAX_BUDGET_MS = (1 << 32) - 1
+#: :attr:`PendingCall.result` of a oneway call the transport acknowledged (it has no reply).
+ACKED: Final[tuple[Status, object]] = (Status.OK, None)
+#: What a finished call's :attr:`PendingCall.result` holds: its reply ``(status, body)``,
+#: :data:`ACKED`, or the error that ended it.
+CallResult = tuple[Status, object] | RpcError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,9 +75,10 @@ class PendingCall:
         self.sent = False
         #: True once the transport acknowledged the call message or any reply arrived.
         self.delivered = False
-        #: ``Value((status, body))`` for a reply, ``Value(None)`` for an acked oneway call,
-        #: ``Error(RpcError)`` for a transport failure; ``None`` while outstanding.
-        self.result: outcome.Outcome[Any] | None = None
+        #: The reply ``(status, body)``, :data:`ACKED` for an acknowledged oneway call, or the
+        #: ``RpcError`` that ended the call; ``None`` while outstanding. Plain values rather
+        #: than ``outcome`` objects: building and unwrapping those cost three Python calls.
+        self.result: CallResult | None = None
         #: Called once when ``result`` is set (the async client reschedules its task here).
         self.wake: Callable[[PendingCall], None] | None = None
         #: Whatever ``wake`` needs to find the waiter (the async client's trio task).
@@ -89,6 +94,15 @@ def budget_ms(timeout: float) -> int:
 
 def _nothing() -> None:
     pass
+
+
+def reply_of(pending: PendingCall) -> tuple[Status, object] | None:
+    """A finished call's reply (``None`` for an acknowledged oneway call); raises its error."""
+    result = pending.result
+    if type(result) is tuple:
+        return None if result is ACKED else result
+    assert isinstance(result, RpcError), "the call has not finished"
+    raise result
 
 
 class CallTable:
@@ -110,9 +124,8 @@ class CallTable:
         self.cancels = 0
         #: Called when the transport has room again after ``SendBufferFull``.
         self.on_capacity: Callable[[], None] = _nothing
+        #: The events other than replies and acks (see :meth:`handle_event`).
         self._on_event: dict[type, Callable[[Any], None]] = {
-            events.MessageReceived: self.on_received,
-            events.MessageAcked: self.on_acked,
             events.PeerUnreachable: self.on_unreachable,
             events.PeerRestarted: self.on_restarted,
             events.PeerClosed: self.on_closed,
@@ -120,8 +133,50 @@ class CallTable:
         }
 
     def handle_event(self, event: events.TransportEvent) -> None:
-        """Apply one transport event (the client talks to one server: addresses are moot)."""
-        self._on_event[type(event)](event)
+        """Apply one transport event (the client talks to one server: addresses are moot).
+
+        Every call passes here twice (its reply, and the ack of its ``CALL``), so those two
+        are handled inline; the rare events go through ``_on_event``.
+        """
+        if type(event) is events.MessageReceived:
+            # A message from the server: resolve the call it answers.
+            if self.server_epoch == callproto.EPOCH_UNKNOWN:
+                self.server_epoch = event.peer_epoch
+            try:
+                message = callproto.unpack_untrusted(event.payload)
+                if message[0] != callproto.KIND_REPLY:
+                    return  # clients receive only replies; anything else is ignored
+                call_no, status, body = callproto.decode_reply_untrusted(message)
+            except ProtocolError:
+                return  # a malformed message names no call we could fail
+            pending = self._calls.pop(call_no, None)
+            if pending is None:
+                return
+            if pending.result is not None:  # an acked oneway call: the server refused it
+                pending.refusal = (status, body)
+                return
+            pending.delivered = True
+            pending.result = (status, body)
+            wake = pending.wake
+            if wake is not None:
+                pending.wake = None
+                wake(pending)
+        elif type(event) is events.MessageAcked:
+            # The transport confirmed delivery of one of our messages.
+            acked_no = self._by_message.pop(event.message_id, None)
+            if acked_no is None:
+                return
+            self._undelivered.pop(acked_no, None)
+            pending = self._calls.get(acked_no)
+            if pending is None:
+                return
+            pending.delivered = True
+            if pending.oneway:
+                # Done, but it stays in the table until its caller resumes (settle_oneway):
+                # a refusal carried by the same datagram as the ack is still reported.
+                self._resolve(pending, ACKED)
+        else:
+            self._on_event[type(event)](event)
 
     @property
     def in_flight(self) -> int:
@@ -233,7 +288,10 @@ class CallTable:
             reply = self.settle_oneway(pending)
             if reply is None:
                 return None  # oneway methods are void
-        return result_of_reply(service, method, *reply)
+        status, body = reply
+        if status is Status.OK and type(body) is method.result_plain:
+            return body  # valid as it is (a bytes result): no decoder call
+        return result_of_reply(service, method, status, body)
 
     def abandon(self, pending: PendingCall) -> bytes | None:
         """The caller stopped waiting; returns the ``CANCEL`` to send, if the server should know.
@@ -260,44 +318,6 @@ class CallTable:
         )
 
     # -- transport events -------------------------------------------------------------------
-
-    def on_received(self, event: events.MessageReceived) -> None:
-        """A message arrived from the server: resolve the call it answers."""
-        if self.server_epoch == callproto.EPOCH_UNKNOWN:
-            self.server_epoch = event.peer_epoch
-        try:
-            message = callproto.unpack_untrusted(event.payload)
-            if message[0] != callproto.KIND_REPLY:
-                return  # clients receive only replies; anything else is ignored
-            call_no, status, body = callproto.decode_reply_untrusted(message)
-        except ProtocolError:
-            return  # a malformed message names no call we could fail
-        pending = self._calls.pop(call_no, None)
-        if pending is not None:
-            if pending.result is not None:  # an acked oneway call: the server refused it
-                pending.refusal = (status, body)
-                return
-            pending.delivered = True
-            pending.result = outcome.Value((status, body))
-            wake = pending.wake
-            if wake is not None:  # as _resolve, inlined: this is every reply's path
-                pending.wake = None
-                wake(pending)
-
-    def on_acked(self, event: events.MessageAcked) -> None:
-        """The transport confirmed delivery of one of our messages."""
-        call_no = self._by_message.pop(event.message_id, None)
-        if call_no is None:
-            return
-        self._undelivered.pop(call_no, None)
-        pending = self._calls.get(call_no)
-        if pending is None:
-            return
-        pending.delivered = True
-        if pending.oneway:
-            # Done, but it stays in the table until its caller resumes (settle_oneway): a
-            # refusal carried by the same datagram as the ack is still reported.
-            self._resolve(pending, outcome.Value(None))
 
     def on_unreachable(self, event: events.PeerUnreachable) -> None:
         """The transport gave up on the server: every outstanding call fails."""
@@ -343,10 +363,10 @@ class CallTable:
         calls = list(self._calls.values())
         self._calls.clear()
         for pending in calls:
-            self._resolve(pending, outcome.Error(make_error(pending)))
+            self._resolve(pending, make_error(pending))
 
     @staticmethod
-    def _resolve(pending: PendingCall, result: outcome.Outcome[Any]) -> None:
+    def _resolve(pending: PendingCall, result: CallResult) -> None:
         pending.result = result
         wake = pending.wake
         if wake is not None:

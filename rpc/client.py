@@ -20,7 +20,6 @@ import math
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
-import outcome
 import trio
 
 from rpc import callproto, events
@@ -29,8 +28,9 @@ from rpc._calls import (
     ClientStatistics,
     PendingCall,
     deadline_exceeded,
+    reply_of,
 )
-from rpc._deadlines import EXPIRED, DeadlineWatcher, wake_expired
+from rpc._deadlines import DeadlineWatcher, wake_expired
 from rpc._io import DatagramSocket, client_bind_host
 from rpc._nursery import BackgroundNursery
 from rpc._trio import TrioDriver, open_udp_socket
@@ -42,18 +42,6 @@ from rpc.service import MethodSpec, ServiceSpec
 R = TypeVar("R")
 Address = tuple[str, int]
 
-
-
-async def _ready(result: outcome.Outcome[Any]) -> Any:
-    # A result that arrived while sending (rare): still a schedule point, as trio expects.
-    await trio.lowlevel.cancel_shielded_checkpoint()
-    return result.unwrap()
-
-
-def _led_reply(pending: PendingCall) -> Any:
-    """What a call that led gets: its result, or EXPIRED when the deadline watcher woke it."""
-    result = pending.result
-    return EXPIRED if result is None else result.unwrap()
 
 
 def _is_waiting(pending: PendingCall) -> bool:
@@ -95,13 +83,19 @@ class Client:
         try:
             wire_args = table.encode_args(service, method, args)
             deadline = None if timeout is None else trio.current_time() + timeout
-            if table.needs_handshake(method):
+            if not method.idempotent and table.server_epoch == callproto.EPOCH_UNKNOWN:
+                # table.needs_handshake(method), inlined: every call asks.
                 await self._handshake(deadline)
                 if deadline is not None:
                     timeout = deadline - trio.current_time()
             pending, payload = table.build_call(service, method, wire_args, timeout)
             reply = await self._round_trip(pending, payload, deadline, timeout)
-            result: R = table.finish(service, method, pending, reply)
+            if reply is not None and reply[0] is callproto.Status.OK:
+                result: R = reply[1]  # type: ignore[assignment]  # checked just below
+                if type(result) is not method.result_plain:  # else valid as it is (bytes)
+                    result = table.finish(service, method, pending, reply)
+            else:
+                result = table.finish(service, method, pending, reply)
         except RpcError as exc:
             self._table.failed[type(exc).__name__] += 1
             raise
@@ -135,37 +129,38 @@ class Client:
     ) -> tuple[callproto.Status, object] | None:
         # The per-call hot path: send inline, then read the reply in this task (lead) or park
         # once; no helper coroutines and no cancel scope (the deadline watcher wakes a call
-        # whose deadline passed).
-        reply: Any = None
+        # whose deadline passed: it then finds no result).
+        driver = self._driver
         try:
             try:
-                message_id = self._driver.send_message(self._server, payload)
+                message_id = driver.send_message(self._server, payload)
             except SendBufferFull:
                 message_id = await self._send_when_room(payload, deadline)
             self._table.sent(pending, message_id)
-            if deadline is not None and pending.result is None:
-                self._deadlines.add(deadline, pending)
-            if pending.result is None and self._driver.can_lead():
-                pending.wake = self._wake_leader
-                if await self._driver.lead(lambda: pending.wake is None):
-                    reply = _led_reply(pending)
+            if pending.result is None:
+                if deadline is not None:
+                    self._deadlines.add(deadline, pending)
+                if driver.can_lead():
+                    pending.wake = self._wake_leader
+                    if not await driver.lead(lambda: pending.wake is None):
+                        await self._follow(pending)  # the socket closed under us
                 else:
-                    reply = await self._follow(pending)  # the socket closed under us
-            else:
-                reply = await self._wait(pending)
+                    await self._follow(pending)
+            else:  # it finished while sending (rare): still a schedule point, as trio expects
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            if pending.result is not None:  # else the deadline passed
+                # The deadline heap keeps finished calls' entries until its next prune (up to
+                # PRUNE_SLACK of them): they must not keep their replies, possibly megabytes,
+                # alive.
+                reply = reply_of(pending)
+                pending.result = None
+                return reply
         except BaseException:  # cancelled, or failed: the server should stop working on it
             pending.wake = None
             self._abandon(pending)
             raise
-        if reply is EXPIRED:
-            if pending.result is None:
-                self._abandon(pending)
-                raise deadline_exceeded(pending, timeout)
-            reply = pending.result.unwrap()  # it arrived just after the deadline woke us
-        # The deadline heap keeps finished calls' entries until its next prune (up to
-        # PRUNE_SLACK of them): they must not keep their replies, possibly megabytes, alive.
-        pending.result = None
-        return reply  # type: ignore[no-any-return]
+        self._abandon(pending)
+        raise deadline_exceeded(pending, timeout)
 
     async def _send_when_room(self, payload: bytes, deadline: float | None) -> int:
         """Backpressure: wait for the transport to drain (bounded by the deadline), then send."""
@@ -182,14 +177,9 @@ class Client:
             except SendBufferFull:
                 continue
 
-    def _wait(self, pending: PendingCall) -> Any:
-        """Park until the reply (or a failure) arrives; an awaitable, without a coroutine."""
-        result = pending.result
-        if result is not None:
-            return _ready(result)
-        return self._follow(pending)
-
     def _follow(self, pending: PendingCall) -> Any:
+        """Park until the call finishes or its deadline passes (the caller then looks at its
+        ``result``); an awaitable, without a coroutine."""
         pending.task = trio.lowlevel.current_task()
         pending.wake = self._reschedule
         driver = self._driver
@@ -206,8 +196,7 @@ class Client:
 
     def _reschedule(self, pending: PendingCall) -> None:
         self._driver.followers -= 1
-        assert pending.result is not None
-        trio.lowlevel.reschedule(pending.task, pending.result)
+        trio.lowlevel.reschedule(pending.task)
 
     def _wake_leader(self, pending: PendingCall) -> None:
         self._driver.interrupt_leader()

@@ -73,6 +73,10 @@ class TypeDesc(abc.ABC):
     name: str
     #: True when values may be map keys or set elements.
     hashable: bool = True
+    #: A type whose exact instances (``type(v) is plain``) are always valid values of this IDL
+    #: type and encode and decode to themselves: callers may skip ``_enc``/``_dec`` for them
+    #: (a call's ``bytes`` argument then costs one type check). ``None``: always convert.
+    plain: type | None = None
 
     def encode(self, value: object, path: str = "") -> object:
         """Validate an application value and return its msgpack-ready form."""
@@ -109,6 +113,7 @@ class TypeDesc(abc.ABC):
 
 class _BoolDesc(TypeDesc):
     name = "bool"
+    plain = bool
 
     def _enc(self, value: Any, depth: int) -> object:
         if value is True or value is False:
@@ -156,6 +161,8 @@ class _FloatDesc(TypeDesc):
     def __init__(self, name: str, limit: float) -> None:
         self.name = name
         self.limit = limit
+        if math.isinf(limit):  # f64: every float is in range
+            self.plain = float
 
     def _enc(self, value: Any, depth: int) -> object:
         if type(value) is float:
@@ -214,6 +221,8 @@ class Bytes(TypeDesc):
         self.name = "bytes" if max_len is None else f"bytes<{max_len}>"
         #: ``max_len`` or no bound at all: the common case is then one comparison.
         self._limit = sys.maxsize if max_len is None else max_len
+        if max_len is None:
+            self.plain = bytes
 
     def _enc(self, value: Any, depth: int) -> object:
         if type(value) is bytes and len(value) <= self._limit:

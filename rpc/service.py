@@ -52,10 +52,14 @@ class MethodSpec(Generic[R]):
     python_name: str = ""
 
     # Precomputed plans, so the per-call work is one loop over tuples.
-    # Per parameter: number, name, optional, bound encoder, bound decoder.
-    _arg_plan: tuple[tuple[int, str, bool, _Codec, _Codec], ...] = dataclasses.field(
+    # Per parameter: number, name, optional, bound encoder, bound decoder, and the type whose
+    # exact instances need no conversion (``TypeDesc.plain``; ``NoneType`` never matches).
+    _arg_plan: tuple[tuple[int, str, bool, _Codec, _Codec, type], ...] = dataclasses.field(
         init=False, repr=False, compare=False
     )
+    #: Results of exactly this type are returned as they are (``TypeDesc.plain``; for ``void``
+    #: methods ``NoneType``): both clients check it before calling :meth:`decode_result`.
+    result_plain: type = dataclasses.field(init=False, repr=False, compare=False)
     _throws_by_number: dict[int, ExceptionOf] = dataclasses.field(
         init=False, repr=False, compare=False
     )
@@ -66,9 +70,11 @@ class MethodSpec(Generic[R]):
         if not self.python_name:
             object.__setattr__(self, "python_name", self.name)
         plan = tuple(
-            (p.number, p.name, p.optional, p.type._enc, p.type._dec) for p in self.params
+            (p.number, p.name, p.optional, p.type._enc, p.type._dec, _plain(p.type))
+            for p in self.params
         )
         object.__setattr__(self, "_arg_plan", plan)
+        object.__setattr__(self, "result_plain", _plain(self.result))
         object.__setattr__(self, "_throws_by_number", dict(self.throws))
         object.__setattr__(self, "_result_path", f"{self.name}() result")
 
@@ -83,7 +89,10 @@ class MethodSpec(Generic[R]):
                 f"{self.name}()", f"takes {len(plan)} arguments, {len(args)} given"
             )
         out: dict[int, object] = {}
-        for (number, name, optional, encode, _), value in zip(plan, args):
+        for (number, name, optional, encode, _, plain), value in zip(plan, args):
+            if type(value) is plain:  # valid as it is (a bytes payload): no encoder call
+                out[number] = value
+                continue
             if value is None:
                 if optional:
                     continue
@@ -105,10 +114,12 @@ class MethodSpec(Generic[R]):
             raise ValidationError(f"{self.name}()", "arguments are not a map")
         out: list[object] = []
         get = wire.get
-        for number, name, optional, _, decode in self._arg_plan:
+        for number, name, optional, _, decode, plain in self._arg_plan:
             # One lookup; _ABSENT, not None, marks a missing entry (nil is a value to check).
             value = get(number, _ABSENT)
-            if value is not _ABSENT:
+            if type(value) is plain:  # valid as it is: no decoder call
+                out.append(value)
+            elif value is not _ABSENT:
                 try:
                     out.append(decode(value, 0))
                 except ValidationError as exc:
@@ -124,6 +135,8 @@ class MethodSpec(Generic[R]):
     def encode_result(self, value: object) -> object:
         """Validate the handler's return value; ``void`` methods must return ``None``."""
         # TypeDesc.encode(value, path), inlined: every call passes here.
+        if type(value) is self.result_plain:
+            return value
         result = self.result
         if result is None:
             if value is not None:
@@ -139,6 +152,8 @@ class MethodSpec(Generic[R]):
     def decode_result(self, wire: object) -> R:
         """Validate an untrusted result."""
         # TypeDesc.decode(wire, path), inlined: every call passes here.
+        if type(wire) is self.result_plain:
+            return wire  # type: ignore[return-value]  # plain: valid as it is
         result = self.result
         if result is None:
             if wire is not None:
@@ -168,6 +183,17 @@ class MethodSpec(Generic[R]):
         if not isinstance(exc, ApplicationError):
             raise ValidationError(f"{self.name}()", f"{desc.name} is not an ApplicationError")
         return exc
+
+
+def _plain(desc: TypeDesc | None) -> type:
+    """The type whose exact instances pass ``desc`` unconverted (``NoneType`` for void)."""
+    if desc is None:
+        return type(None)
+    return desc.plain if desc.plain is not None else _NeverPlain
+
+
+class _NeverPlain:
+    """Stands for "no plain type": nothing on the wire or in a call is an instance of it."""
 
 
 @dataclasses.dataclass(frozen=True)

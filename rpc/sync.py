@@ -31,6 +31,7 @@ from rpc._calls import (
     ClientStatistics,
     PendingCall,
     deadline_exceeded,
+    reply_of,
 )
 from rpc._io import client_bind_host
 from rpc.config import TransportConfig
@@ -93,14 +94,20 @@ class SyncClient:
                 wire_args = table.encode_args(service, method, args)
                 now = time.monotonic()
                 deadline = None if timeout is None else now + timeout
-                if table.needs_handshake(method):
+                if not method.idempotent and table.server_epoch == callproto.EPOCH_UNKNOWN:
+                    # table.needs_handshake(method), inlined: every call asks.
                     self._handshake(deadline)
                     now = time.monotonic()
                     if deadline is not None:
                         timeout = deadline - now
                 pending, payload = table.build_call(service, method, wire_args, timeout)
                 reply = self._round_trip(pending, payload, deadline, timeout, now)
-                result: R = table.finish(service, method, pending, reply)
+                if reply is not None and reply[0] is callproto.Status.OK:
+                    result: R = reply[1]  # type: ignore[assignment]  # checked just below
+                    if type(result) is not method.result_plain:  # else valid as it is (bytes)
+                        result = table.finish(service, method, pending, reply)
+                else:
+                    result = table.finish(service, method, pending, reply)
             except RpcError as exc:
                 self._table.failed[type(exc).__name__] += 1
                 raise
@@ -134,41 +141,48 @@ class SyncClient:
         now: float | None = None,
     ) -> tuple[callproto.Status, object] | None:
         # ``now`` is the caller's clock reading from just before (it saves reading the clock
-        # again: the deadline check and the first wait only need it to within microseconds).
-        driver, handle = self._driver, self._table.handle_event
+        # again: sending, the deadline check and the first wait only need it to within
+        # microseconds). The per-call hot path: send, then poll until the result is in.
+        driver, table = self._driver, self._table
+        handle, next_event = table.handle_event, driver.endpoint.next_event
         try:
-            self._send(pending, payload, deadline)
+            try:
+                message_id = driver.send_message(self._server, payload, now)
+            except SendBufferFull:
+                message_id = self._send_when_room(payload, deadline)
+            table.sent(pending, message_id)
             if now is None:
                 now = time.monotonic()
             while pending.result is None:
                 if deadline is not None and now >= deadline:
                     break
                 now = driver.poll(now + IDLE_POLL if deadline is None else deadline, now)
-                driver.dispatch_events(handle)
+                while (event := next_event()) is not None:  # driver.dispatch_events, inlined
+                    handle(event)
+            if pending.result is not None:  # else the deadline passed
+                return reply_of(pending)
         except BaseException:  # includes KeyboardInterrupt: tell the server, best effort
             self._abandon(pending)
             raise
-        if pending.result is None:
-            self._abandon(pending)
-            raise deadline_exceeded(pending, timeout)
-        return pending.result.unwrap()  # type: ignore[no-any-return]
+        self._abandon(pending)
+        raise deadline_exceeded(pending, timeout)
 
-    def _send(self, pending: PendingCall, payload: bytes, deadline: float | None) -> None:
+    def _send_when_room(self, payload: bytes, deadline: float | None) -> int:
+        """Backpressure: poll until the transport has room (bounded by the deadline), send."""
+        driver = self._driver
         while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise DeadlineExceeded(
+                    "send buffer stayed full until the deadline",
+                    outcome=CallOutcome.NOT_DELIVERED,
+                )
+            driver.poll(now + IDLE_POLL if deadline is None else deadline, now)
+            driver.dispatch_events(self._table.handle_event)
             try:
-                message_id = self._driver.send_message(self._server, payload)
+                return driver.send_message(self._server, payload)
             except SendBufferFull:
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    raise DeadlineExceeded(
-                        "send buffer stayed full until the deadline",
-                        outcome=CallOutcome.NOT_DELIVERED,
-                    ) from None
-                self._driver.poll(now + IDLE_POLL if deadline is None else deadline, now)
-                self._driver.dispatch_events(self._table.handle_event)
                 continue
-            self._table.sent(pending, message_id)
-            return
 
     def _abandon(self, pending: PendingCall) -> None:
         cancel = self._table.abandon(pending)

@@ -9,6 +9,7 @@ import trio
 
 import rpc
 from rpc import callproto
+from rpc._calls import reply_of
 from rpc.errors import CallOutcome
 from rpc.reply_cache import ENTRY_OVERHEAD
 from rpc.testing import LinkFaults, SimNetwork
@@ -61,7 +62,9 @@ async def test_replayed_call_message_gets_the_cached_reply(
             table.sent(pending, client._driver.send_message(SERVER_ADDR, payload))
             await trio.sleep(0.05)
         assert pending.result is not None
-        status, body = pending.result.unwrap()
+        reply = reply_of(pending)
+        assert reply is not None
+        status, body = reply
         stats = server.statistics().reply_cache
     assert (status, body) == (callproto.Status.OK, 2)
     assert impl.counters["k"] == 2
