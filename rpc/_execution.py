@@ -21,7 +21,9 @@ from rpc._dispatch import CallPlan
 from rpc._workers import WorkerPool
 from rpc.callproto import Status
 from rpc.context import _CURRENT, CallContext
-from rpc.reply_cache import ReplyCache, SessionKey
+from rpc.errors import SendBufferFull
+from rpc.reply_cache import CacheEntry, ReplyCache, SessionKey
+from rpc.schema import ValidationError
 
 Address = tuple[str, int]
 CallId = tuple[SessionKey, int]
@@ -31,8 +33,8 @@ class AdmittedCall:
     """One admitted call on its way through the queue and a worker."""
 
     __slots__ = (
-        "addr", "args", "call_no", "cancelled", "context", "deadline", "flags", "key", "plan",
-        "reply_wanted", "scope",
+        "addr", "args", "call_no", "cancelled", "context", "deadline", "entry", "flags", "key",
+        "plan", "reply_wanted", "scope",
     )
 
     def __init__(
@@ -44,6 +46,7 @@ class AdmittedCall:
         plan: CallPlan,
         args: tuple[object, ...],
         deadline: float | None,
+        entry: CacheEntry | None = None,
     ) -> None:
         self.addr = addr
         self.key = key
@@ -53,6 +56,8 @@ class AdmittedCall:
         self.plan = plan
         self.args = args
         self.deadline = deadline
+        #: The call's reply-cache entry (None for an idempotent call, which has none).
+        self.entry = entry
         self.cancelled = False
         #: False once the client closed its session: run the call, send no reply.
         self.reply_wanted = True
@@ -81,8 +86,11 @@ class Executor:
     """Runs admitted calls and sends their replies through ``send``.
 
     ``failed`` is the server's counter of failed calls by kind (shared, so the server's
-    statistics see one table); ``on_reply`` is told the message id of every reply sent, and
-    :attr:`on_done`, once set, is called whenever a call ends.
+    statistics see one table); ``unacked`` gets ``(address, message id)`` of every reply sent
+    (the server removes it when acknowledged), and :attr:`on_done`, once set, is called
+    whenever a call ends. ``queue``, if given, queues a reply without sending it (the
+    endpoint's ``send_message``: the driver sends after the input being handled); a call run
+    inline, which runs while the server handles its CALL, replies through it.
     """
 
     def __init__(
@@ -93,14 +101,16 @@ class Executor:
         *,
         max_concurrent: int,
         max_queued: int,
-        on_reply: Callable[[Address, int], None],
+        unacked: set[tuple[Address, int]],
+        queue: Callable[..., int] | None = None,
     ) -> None:
         self._cache = cache
         self._send = send
+        self._queue_reply = queue
         self._failed = failed
         self._max_concurrent = max_concurrent
         self._max_queued = max_queued
-        self._on_reply = on_reply
+        self._unacked = unacked
         #: Called whenever a call ends. The server sets it when it starts draining (nothing
         #: else needs to know), so serving costs no call per RPC for it.
         self.on_done: Callable[[], None] | None = None
@@ -139,13 +149,16 @@ class Executor:
         """True when nothing runs or waits."""
         return not self._running and not self._queue and self._inline is None
 
-    def submit(self, call: AdmittedCall) -> None:
-        """Run ``call`` now if a worker is free, else queue it (check :meth:`full` first)."""
+    def submit(self, call: AdmittedCall, now: float | None = None) -> None:
+        """Run ``call`` now if a worker is free, else queue it (check :meth:`full` first).
+
+        ``now``, the time the call arrived if known, saves a clock read.
+        """
         assert self._pool is not None
         # A handler that never suspends runs right here, without a hop to a worker, when a
         # worker could have taken it at once: it overtakes nothing and the limit holds.
         if call.plan.inline and not self._queue and len(self._running) < self._max_concurrent:
-            self._run_inline(call)
+            self._run_inline(call, self._clock() if now is None else now)
             return
         ident = call.key, call.call_no
         if self._pool.submit(call):
@@ -207,15 +220,16 @@ class Executor:
                 del self._running[call.key, call_no]
         return spent
 
-    def _run_inline(self, call: AdmittedCall) -> None:
+    def _run_inline(self, call: AdmittedCall, started: float) -> None:
         """Run a handler that never suspends (``CallPlan.inline``) in this task: no hop.
 
         Its coroutine completes in one ``send``; it cannot be cancelled midway (it has no
         checkpoint), and a deadline that passed while it ran means no reply, as in a worker.
+        This is the per-call hot path of most servers, hence one function: it also counts the
+        call, sends the reply and completes the cache entry (what :meth:`_finish` does for a
+        worker's call).
         """
         self._inline = call
-        clock = self._clock
-        started = clock()
         deadline = call.deadline
         if call.cancelled or (deadline is not None and deadline <= started):
             self._not_started(call, None, started)
@@ -225,10 +239,15 @@ class Executor:
         # inline implies a coroutine function (never_suspends checked it); no typing.cast:
         # it is a real function call at run time.
         coro: Coroutine[Any, Any, object] = plan.fn(*call.args)  # type: ignore[assignment]
+        reply: bytes | None
         try:
             coro.send(None)
         except StopIteration as stop:
-            status, reply = plan.result_reply(call_no, stop.value)
+            try:
+                reply = callproto.encode_ok_reply(call_no, plan.method.encode_result(stop.value))
+                status = Status.OK
+            except ValidationError:
+                status, reply = plan.result_reply(call_no, stop.value)  # logs and refuses it
         except Exception as exc:
             status, reply = plan.error_reply(call_no, exc)
         else:  # it suspended after all: it must not go on in this task
@@ -236,13 +255,40 @@ class Executor:
             status, reply = plan.error_reply(call_no, RuntimeError("handler suspended inline"))
         finally:
             _CURRENT.reset(token)
-        now = clock()
+        now = self._clock()
         self.handler_seconds += now - started
+        self._inline = None
         if deadline is not None and deadline <= now:
             self._failed["DEADLINE"] += 1
-            self._finish(call, None, None, now)
+            reply = None
         else:
-            self._returned(call, None, status, reply, now)
+            if status is Status.OK:
+                self.completed += 1
+            else:
+                self._failed[status.name] += 1
+            if call.flags & callproto.FLAG_ONEWAY:  # executed at most once; nobody waits
+                reply = None
+        message_id = None
+        if reply is not None and call.reply_wanted:
+            queue = self._queue_reply
+            if queue is None:
+                message_id = self._send(call.addr, reply, now)
+            else:
+                # The server is handling this call's CALL: the driver sends after it.
+                try:
+                    message_id = queue(call.addr, reply, now=now)
+                except SendBufferFull:  # the client does not read its replies: it times out
+                    self._failed["REPLY_DROPPED"] += 1
+            if message_id is not None:
+                self._unacked.add((call.addr, message_id))
+        # After the send: the entry learns its message id in the same step.
+        entry = call.entry
+        if entry is not None:
+            self._cache.complete_entry(entry, reply, message_id)
+        elif not call.flags & callproto.FLAG_IDEMPOTENT:
+            self._cache.complete(call.key, call_no, reply, message_id)
+        if self.on_done is not None:
+            self.on_done()
 
     def _not_started(self, call: AdmittedCall, ident: CallId | None, now: float) -> None:
         """Finish a call that was cancelled or expired before its handler could start."""
@@ -277,8 +323,11 @@ class Executor:
             # in the same step.
             message_id = self._send(call.addr, reply, now)
             if message_id is not None:
-                self._on_reply(call.addr, message_id)
-        if not call.flags & callproto.FLAG_IDEMPOTENT:
+                self._unacked.add((call.addr, message_id))
+        entry = call.entry
+        if entry is not None:
+            self._cache.complete_entry(entry, reply, message_id)
+        elif not call.flags & callproto.FLAG_IDEMPOTENT:
             self._cache.complete(call.key, call.call_no, reply, message_id)
         if self.on_done is not None:
             self.on_done()

@@ -240,6 +240,11 @@ class TrioDriver(Generic[EventT]):
         self._aside = False  # the reader stays off the socket until its next wake-up
         self._grace_deadline = math.inf  # the reader's wake-up set by LEADER_GRACE, not a timer
         self._last_input = -math.inf  # trio time of the latest datagram handled
+        #: The trio time of the input (datagram, timer, flush) whose events ``on_event`` is
+        #: being given: callbacks use it instead of reading the clock again.
+        self.input_time = -math.inf
+        #: The run's clock, read directly once running (trio.current_time() adds two calls).
+        self._clock: Callable[[], float] = trio.current_time
         self._backlog: deque[tuple[bytes, Address]] = deque()
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._timer_scope: trio.CancelScope | None = None
@@ -255,6 +260,7 @@ class TrioDriver(Generic[EventT]):
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Read, time and write until :meth:`aclose` (or cancellation)."""
+        self._clock = trio.lowlevel.current_clock().current_time
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write_backlog)
             task_status.started()
@@ -271,7 +277,7 @@ class TrioDriver(Generic[EventT]):
         """
         if self._closed:
             raise ClientClosed("the transport is closed")
-        now = trio.current_time()
+        now = self._clock()
         message_id = self.endpoint.send_message(addr, payload, now=now)
         self._flush(now)
         return message_id
@@ -281,7 +287,7 @@ class TrioDriver(Generic[EventT]):
 
         Call it after using the endpoint directly (for example ``forget_peer``).
         """
-        self._after_input(trio.current_time())
+        self._after_input(self._clock())
 
     def statistics(self) -> DriverStatistics:
         """Socket-level counters."""
@@ -292,7 +298,7 @@ class TrioDriver(Generic[EventT]):
         is pending, close the socket and stop :meth:`run`."""
         if not self._closed:
             self._closed = True
-            now = trio.current_time()
+            now = self._clock()
             self.endpoint.close_all_peers(now=now)
             self._flush(now)
             self.socket.close()
@@ -364,7 +370,7 @@ class TrioDriver(Generic[EventT]):
         limit = last_input + LEADER_GRACE
         wake = scope.deadline
         if wake > limit:
-            scope.deadline = self._grace_deadline = max(limit, trio.current_time())
+            scope.deadline = self._grace_deadline = max(limit, self._clock())
         elif wake < last_input + EARLY_WAKE_MARGIN:
             # The reader is about to wake for a timer that has since moved later (each reply
             # pushes it back): move its wake-up to the timer now, which costs less than the
@@ -394,7 +400,7 @@ class TrioDriver(Generic[EventT]):
             wake = math.inf if deadline is None else deadline
             park = self._leading or self._aside
             if park and not self._leading:  # standing aside: back within the grace
-                grace = trio.current_time() + LEADER_GRACE
+                grace = self._clock() + LEADER_GRACE
                 if grace < wake:
                     wake = self._grace_deadline = grace
             with trio.CancelScope(deadline=wake) as scope:
@@ -436,7 +442,7 @@ class TrioDriver(Generic[EventT]):
                 return
 
     def _on_datagram(self, data: bytes, addr: Address) -> None:
-        self._last_input = now = trio.current_time()
+        self._last_input = self.input_time = now = self._clock()
         receive = self.endpoint.receive_datagram
         receive(data, addr, now=now)
         received = 1
@@ -455,34 +461,58 @@ class TrioDriver(Generic[EventT]):
                 received += 1
             self._bursting = received > 1
         self._counts["datagrams_received"] += received
-        self._after_input(now)
+        # _after_input, inlined: this runs for every datagram.
+        next_event, on_event = self.endpoint.next_event, self._on_event
+        while (event := next_event()) is not None:
+            on_event(event)
+        self._flush(now)
 
     def _fire_timer(self) -> None:
-        now = trio.current_time()
+        now = self._clock()
         self._last_fire = now
         self._counts["timer_fires"] += 1
         self.endpoint.handle_timer(now=now)
         self._after_input(now)
 
     def _after_input(self, now: float) -> None:
+        self.input_time = now
         next_event, on_event = self.endpoint.next_event, self._on_event
         while (event := next_event()) is not None:
             on_event(event)
         self._flush(now)
 
-    def _rearm(self, now: float) -> None:
-        """Move the reader's wake-up earlier if the endpoint's timer moved earlier.
+    def _flush(self, now: float) -> None:
+        """Send what the endpoint has to send, then move the reader's wake-up to the timer.
 
-        A timer that moved later is mostly left alone: moving a deadline costs ~5 us (trio
-        re-registers it), and in a request/response exchange the timer moves later on nearly
-        every datagram (each ack pushes the retransmission timer back). Only when the reader
-        on the socket is about to wake (within EARLY_WAKE_MARGIN) does its wake-up follow the
-        timer, which costs less than the early wake-up it avoids (~40 us).
+        One function: every input and every send passes here. The wake-up moves earlier if
+        the endpoint's timer moved earlier. A timer that moved later is mostly left alone:
+        moving a deadline costs ~5 us (trio re-registers it), and in a request/response
+        exchange the timer moves later on nearly every datagram (each ack pushes the
+        retransmission timer back). Only when the reader on the socket is about to wake
+        (within EARLY_WAKE_MARGIN) does its wake-up follow the timer, which costs less than
+        the early wake-up it avoids (~40 us).
         """
+        datagrams = self.endpoint.datagrams_to_send(now=now)
+        if datagrams:
+            if len(datagrams) == 1 and not self._backlog:  # _send_all's common case
+                data, addr = datagrams[0]
+                try:
+                    if self._try_sendto(data, addr):
+                        self._counts["datagrams_sent"] += 1
+                    else:
+                        self._enqueue(datagrams, 0)
+                except trio.ClosedResourceError:
+                    pass
+                except OSError:  # unreachable network, datagram too large...: lost
+                    self._counts["send_errors"] += 1
+            else:
+                self._send_all(datagrams)
         scope = self._timer_scope
         if scope is None:
             return
-        deadline = timer_deadline(self.endpoint.get_timer(), self._last_fire)
+        deadline = self.endpoint.get_timer()
+        if deadline is not None and deadline <= self._last_fire:
+            deadline = timer_deadline(deadline, self._last_fire)
         wake = scope.deadline
         if deadline is not None and deadline < wake:
             scope.deadline = deadline
@@ -492,12 +522,6 @@ class TrioDriver(Generic[EventT]):
                 scope.deadline = later
 
     # -- writing --------------------------------------------------------------------------
-
-    def _flush(self, now: float) -> None:
-        datagrams = self.endpoint.datagrams_to_send(now=now)
-        if datagrams:
-            self._send_all(datagrams)
-        self._rearm(now)
 
     def _send_all(self, datagrams: list[tuple[bytes, Address]]) -> None:
         counts = self._counts

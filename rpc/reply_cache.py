@@ -64,6 +64,13 @@ _TRANSITIONS: dict[tuple[EntryState, str], EntryState] = {
     (EntryState.REPLIED, "reply_acked"): EntryState.SETTLED,
 }
 
+#: The table above by input (each looked up by state alone: one dict lookup per transition).
+_ON_REPLY = {state: new for (state, event), new in _TRANSITIONS.items() if event == "reply"}
+_ON_SILENT = {state: new for (state, event), new in _TRANSITIONS.items() if event == "silent"}
+_ON_REPLY_ACKED = {
+    state: new for (state, event), new in _TRANSITIONS.items() if event == "reply_acked"
+}
+
 #: What :meth:`ReplyCache.begin` returns for a new call (built once: every call gets it).
 _ADMIT_NEW: tuple[Admission, bytes | None] = (Admission.NEW, None)
 
@@ -74,23 +81,29 @@ _ADMISSION_OF_STATE = {
 }
 
 
-class _Entry:
-    __slots__ = ("below_floor", "message_id", "reply", "state")
+class CacheEntry:
+    """One call's entry; :meth:`ReplyCache.admit` hands it to the call, which completes it."""
 
-    def __init__(self) -> None:
+    __slots__ = ("below_floor", "call_no", "message_id", "reply", "session", "state")
+
+    def __init__(self, session: _Session, call_no: int) -> None:
         self.state = EntryState.RUNNING
+        #: None once the entry is deleted (with its session): completing it then does nothing.
+        self.session: _Session | None = session
+        self.call_no = call_no
         self.reply: bytes | None = None
         self.message_id: int | None = None
         self.below_floor = False  # floor passed it while running: delete once it finishes
 
 
 class _Session:
-    __slots__ = ("addr", "closed", "entries", "floor", "heap", "last_active", "running")
+    __slots__ = ("addr", "closed", "entries", "floor", "heap", "key", "last_active", "running")
 
-    def __init__(self, addr: Address, now: float) -> None:
-        self.addr = addr
+    def __init__(self, key: SessionKey, now: float) -> None:
+        self.key = key
+        self.addr = key[0]
         self.floor = 0
-        self.entries: dict[int, _Entry] = {}
+        self.entries: dict[int, CacheEntry] = {}
         self.heap: list[int] = []  # call numbers of entries, for O(log n) release by floor
         self.running = 0
         self.last_active = now
@@ -142,7 +155,7 @@ class ReplyCache:
         self._next_expiry = 0.0
         self._sessions: collections.OrderedDict[SessionKey, _Session] = collections.OrderedDict()
         #: The entry whose reply each unacknowledged ``(client address, message id)`` carries.
-        self._by_message: dict[tuple[Address, int], _Entry] = {}
+        self._by_message: dict[tuple[Address, int], CacheEntry] = {}
         self._entries = 0
         self._running = 0
         self._bytes = 0
@@ -163,26 +176,49 @@ class ReplyCache:
 
         Returns the admission and, for ``REPLAY``, the cached reply bytes.
         """
+        admitted = self.admit(key, call_no, floor, now)
+        return _ADMIT_NEW if type(admitted) is CacheEntry else admitted  # type: ignore[return-value]
+
+    def admit(
+        self, key: SessionKey, call_no: int, floor: int, now: float
+    ) -> CacheEntry | tuple[Admission, bytes | None]:
+        """:meth:`begin` for the server's hot path: a new call gets its RUNNING entry (to hand
+        to :meth:`complete_entry`); any other admission comes as :meth:`begin` returns it."""
         if now >= self._next_expiry:
             self.expire(now=now)
-        session = self._sessions.get(key)
+        sessions = self._sessions
+        session = sessions.get(key)
         if session is None:
-            if len(self._sessions) >= self.max_sessions:
+            if len(sessions) >= self.max_sessions:
                 # Full: sessions idle longer than any client retransmits may go early.
                 self.expire(now=now, ttl=self.min_session_ttl)
-            if len(self._sessions) >= self.max_sessions:
+            if len(sessions) >= self.max_sessions:
                 self._busy += 1
                 return Admission.BUSY, None
-            session = self._sessions[key] = _Session(key[0], now)
+            session = sessions[key] = _Session(key, now)
         else:
             if session.closed:  # a straggler the transport let through: never run it
                 self._stale += 1
                 return Admission.STALE, None
             session.last_active = now
-            self._sessions.move_to_end(key)
+            sessions.move_to_end(key)
+        entries = session.entries
         if floor > session.floor:
-            self._raise_floor(session, floor)
-        entry = session.entries.get(call_no)
+            # The client will never send call numbers below ``floor`` again: release what
+            # finished below it (a sequential client passes one entry here per call).
+            session.floor = floor
+            heap = session.heap
+            while heap and heap[0] < floor:
+                below = heapq.heappop(heap)
+                old = entries.get(below)
+                if old is None:  # already released with its closed session
+                    continue
+                if old.state is EntryState.RUNNING:
+                    old.below_floor = True
+                else:
+                    self._delete(session, below, old)
+                    self._released += 1
+        entry = entries.get(call_no)
         if entry is not None:
             admission = _ADMISSION_OF_STATE[entry.state]
             if admission is Admission.REPLAY:
@@ -194,32 +230,18 @@ class ReplyCache:
             self._stale += 1
             return Admission.STALE, None
         if (
-            len(session.entries) >= self.max_calls_per_session
+            len(entries) >= self.max_calls_per_session
             or self._bytes + ENTRY_OVERHEAD > self.max_bytes
         ):
             self._busy += 1
             return Admission.BUSY, None
-        session.entries[call_no] = _Entry()
+        entry = entries[call_no] = CacheEntry(session, call_no)
         heapq.heappush(session.heap, call_no)
         session.running += 1
         self._running += 1
         self._entries += 1
         self._bytes += ENTRY_OVERHEAD
-        return _ADMIT_NEW
-
-    def _raise_floor(self, session: _Session, floor: int) -> None:
-        session.floor = floor
-        heap = session.heap
-        while heap and heap[0] < floor:
-            call_no = heapq.heappop(heap)
-            entry = session.entries.get(call_no)
-            if entry is None:  # already released with its closed session
-                continue
-            if entry.state is EntryState.RUNNING:
-                entry.below_floor = True
-            else:
-                self._delete(session, call_no, entry)
-                self._released += 1
+        return entry
 
     # -- completions ------------------------------------------------------------------------
 
@@ -233,24 +255,35 @@ class ReplyCache:
         """
         session = self._sessions.get(key)
         entry = session.entries.get(call_no) if session is not None else None
-        if session is None or entry is None:
+        if entry is not None:
+            self.complete_entry(entry, reply, message_id)
+
+    def complete_entry(
+        self, entry: CacheEntry, reply: bytes | None, message_id: int | None = None
+    ) -> None:
+        """:meth:`complete` for the entry :meth:`admit` returned (no lookups)."""
+        session = entry.session
+        if session is None:
             return  # the session died while the call ran
-        entry.state = _TRANSITIONS[entry.state, "silent" if reply is None else "reply"]
+        if reply is None:
+            entry.state = _ON_SILENT[entry.state]
+        else:
+            entry.state = _ON_REPLY[entry.state]
         session.running -= 1
         self._running -= 1
         if session.closed:
             if not session.running:
-                self.drop_session(key)
+                self.drop_session(session.key)
             return
         if entry.below_floor:
-            self._delete(session, call_no, entry)
+            self._delete(session, entry.call_no, entry)
             self._released += 1
         elif reply is not None:
             entry.reply = reply
             self._bytes += len(reply)
             if message_id is not None:
                 entry.message_id = message_id
-                self._by_message[key[0], message_id] = entry
+                self._by_message[session.addr, message_id] = entry
 
     def bind_message(self, key: SessionKey, call_no: int, message_id: int) -> None:
         """Record the transport message id that carries the reply, to release it on ack."""
@@ -268,7 +301,7 @@ class ReplyCache:
         entry = self._by_message.pop((addr, message_id), None)
         if entry is None:
             return False
-        entry.state = _TRANSITIONS[entry.state, "reply_acked"]
+        entry.state = _ON_REPLY_ACKED[entry.state]
         entry.message_id = None
         if entry.reply is not None:
             self._bytes -= len(entry.reply)
@@ -326,8 +359,9 @@ class ReplyCache:
             else:
                 self.drop_session(key)
 
-    def _delete(self, session: _Session, call_no: int, entry: _Entry) -> None:
+    def _delete(self, session: _Session, call_no: int, entry: CacheEntry) -> None:
         del session.entries[call_no]
+        entry.session = None
         self._entries -= 1
         self._bytes -= ENTRY_OVERHEAD + (len(entry.reply) if entry.reply is not None else 0)
         if entry.message_id is not None:

@@ -34,7 +34,7 @@ from rpc.callproto import Status
 from rpc.config import TransportConfig
 from rpc.endpoint import Endpoint
 from rpc.errors import InvalidArgument, ProtocolError, RpcError, SendBufferFull
-from rpc.reply_cache import Admission, ReplyCache, ReplyCacheStatistics, SessionKey
+from rpc.reply_cache import Admission, CacheEntry, ReplyCache, ReplyCacheStatistics, SessionKey
 from rpc.schema import ValidationError
 from rpc.service import Handler
 from rpc.stats import EndpointStatistics
@@ -93,35 +93,32 @@ class Server:
         self._host, self._port = host, port
         self._endpoint = Endpoint(config, accept_new_peers=True)
         self._epoch = self._endpoint.epoch
-        self._clock: Callable[[], float] = trio.current_time
         self._socket: DatagramSocket | None = socket
         self._driver: TrioDriver[events.TransportEvent] | None = None
         self._cache = reply_cache if reply_cache is not None else ReplyCache()
         self._failed: collections.Counter[str] = collections.Counter()
+        #: Replies sent by calls and not yet acknowledged: a graceful shutdown waits for them.
+        self._unacked_replies: set[tuple[Address, int]] = set()
         self._calls = Executor(
             self._cache, self._send, self._failed,
             max_concurrent=max_concurrent, max_queued=max_queued,
-            on_reply=self._on_reply_sent,
+            unacked=self._unacked_replies, queue=self._endpoint.send_message,
         )
-        self._unacked_replies: set[tuple[Address, int]] = set()
-        #: True while the driver has us handle a received message (see _on_message).
-        self._dispatching = False
         self._shutting_down = False
         self._drained = trio.Event()
         self._stopped = trio.Event()
         self._received = 0
         self._pings = 0
         self._malformed = 0
+        #: Events other than the two of every call (see _handle_event).
         self._on_event: dict[type, Callable[[Any], None]] = {
-            events.MessageReceived: self._on_message,
-            events.MessageAcked: self._on_acked,
             events.PeerUnreachable: self._on_unreachable,
             events.PeerRestarted: self._on_restarted,
             events.PeerClosed: self._on_closed,
             events.SendCapacityAvailable: _ignore,
         }
+        #: Messages other than CALL, by kind.
         self._on_kind: dict[int, Callable[[Address, int, list[object]], None]] = {
-            callproto.KIND_CALL: self._on_call,
             callproto.KIND_CANCEL: self._on_cancel,
             callproto.KIND_PING: self._on_ping,
         }
@@ -146,8 +143,6 @@ class Server:
         if self._socket is None:
             self._socket = await open_udp_socket(self._host, self._port)
         socket = self._socket
-        # The run's clock, read directly: trio.current_time() adds two calls per read.
-        self._clock = trio.lowlevel.current_clock().current_time
         try:
             async with BackgroundNursery() as nursery:
                 self._calls.start(nursery)
@@ -215,33 +210,83 @@ class Server:
     # -- transport events -------------------------------------------------------------------
 
     def _handle_event(self, event: events.TransportEvent) -> None:
-        self._on_event[type(event)](event)
+        """The driver's event callback. The two events of every call are tested for first:
+        its datagram acknowledges the previous reply (MessageAcked) and carries the CALL
+        (MessageReceived)."""
+        kind = type(event)
+        if kind is events.MessageReceived:
+            self._on_message(event)  # type: ignore[arg-type]
+        elif kind is events.MessageAcked:
+            addr, message_id = event.addr, event.message_id  # type: ignore[union-attr]
+            self._cache.reply_acked(addr, message_id)
+            unacked = self._unacked_replies
+            if unacked:
+                unacked.discard((addr, message_id))
+                if self._shutting_down:
+                    self._check_drained()
+        else:
+            self._on_event[kind](event)
 
     def _on_message(self, event: events.MessageReceived) -> None:
-        # Replies sent while a message is handled (inline handlers, refusals, cached replays,
-        # pings) only queue in the endpoint: the driver sends every pending datagram after
-        # each input anyway (Contract 2), so driver.send_message's own flush would be a
-        # second one per reply. Other events send nothing.
-        self._dispatching = True
+        """A message from a client: admit a CALL and run (or queue) it; see also _on_kind.
+
+        This is the server's per-call hot path, hence one function. Replies sent while a
+        message is handled (inline handlers, refusals, cached replays, pings) only queue in
+        the endpoint: the driver sends every pending datagram after each input anyway
+        (Contract 2), so ``driver.send_message``'s own flush would be a second one per reply.
+        """
+        addr = event.addr
         try:
-            message = callproto.unpack_untrusted(event.payload)
-            # message[0] is an int: unpack_untrusted checked it
-            handler = self._on_kind.get(message[0])  # type: ignore[call-overload]
-            if handler is None:
-                raise ProtocolError("unexpected message kind")  # noqa: TRY301
-            handler(event.addr, event.peer_epoch, message)
+            message = callproto.decode_untrusted(event.payload)
+            if type(message) is not tuple:  # not a CALL
+                handler = self._on_kind.get(message[0])  # type: ignore[call-overload]
+                if handler is None:
+                    raise ProtocolError("unexpected message kind")  # noqa: TRY301
+                handler(addr, event.peer_epoch, message)
+                return
         except ProtocolError:
             self._malformed += 1
-        finally:
-            self._dispatching = False
-
-    def _on_acked(self, event: events.MessageAcked) -> None:
-        addr, message_id = event.addr, event.message_id
-        self._cache.reply_acked(addr, message_id)
-        if self._unacked_replies:
-            self._unacked_replies.discard((addr, message_id))
-            if self._shutting_down:
-                self._check_drained()
+            return
+        call_no, service, version, method, budget, flags, floor, server_epoch, wire_args = (
+            message
+        )
+        self._received += 1
+        if server_epoch and server_epoch != self._epoch:
+            self._refuse(addr, call_no, Status.WRONG_EPOCH, "call was for an earlier server")
+            return
+        plan = self._plans.get((service, version, method))
+        if plan is None:
+            _, status, body = self._services.resolve(service, version, method)
+            self._refuse(addr, call_no, status, body)
+            return
+        key = (addr, event.peer_epoch)
+        driver = self._driver
+        assert driver is not None
+        now = driver.input_time  # when the CALL arrived: no clock read
+        entry = None
+        if not flags & callproto.FLAG_IDEMPOTENT:
+            admitted = self._cache.admit(key, call_no, floor, now)
+            if type(admitted) is not CacheEntry:
+                admission, reply = admitted  # type: ignore[misc]
+                self._not_admitted(addr, key, call_no, admission, reply)
+                return
+            entry = admitted
+        calls = self._calls
+        refusal = None
+        if self._shutting_down or calls.full():
+            refusal = self._refusal()
+        if refusal is None:
+            try:
+                args = plan.method.decode_args(wire_args)
+            except ValidationError as exc:  # the handler never sees bad values
+                refusal = Status.INVALID_ARGUMENT, f"{plan.service.name}.{exc}"
+        if refusal is not None:
+            reply = self._refuse(addr, call_no, *refusal)
+            if entry is not None:
+                self._cache.complete_entry(entry, reply)
+            return
+        deadline = None if budget is None else now + budget / 1000.0
+        calls.submit(AdmittedCall(addr, key, call_no, flags, plan, args, deadline, entry), now)
 
     def _on_unreachable(self, event: events.PeerUnreachable) -> None:
         logger.info("client %s unreachable: %d replies abandoned",
@@ -277,7 +322,9 @@ class Server:
         self._forget_replies_to(event.addr)
 
     def _forget_replies_to(self, addr: Address) -> None:
-        self._unacked_replies = {r for r in self._unacked_replies if r[0] != addr}
+        # In place: the executor holds the same set.
+        unacked = self._unacked_replies
+        unacked.difference_update([r for r in unacked if r[0] == addr])
         self._check_drained()
 
     # -- messages ---------------------------------------------------------------------------
@@ -285,50 +332,13 @@ class Server:
     def _on_ping(self, addr: Address, epoch: int, message: list[object]) -> None:
         self._pings += 1
         call_no = callproto.decode_call_number_untrusted(message)
-        self._send(addr, callproto.encode_reply(call_no, Status.OK, None))
+        self._queue(addr, callproto.encode_reply(call_no, Status.OK, None))
 
     def _on_cancel(self, addr: Address, epoch: int, message: list[object]) -> None:
         ident = ((addr, epoch), callproto.decode_call_number_untrusted(message))
         call = self._calls.find(ident)
         if call is not None:
             call.cancel()
-
-    def _on_call(self, addr: Address, epoch: int, message: list[object]) -> None:
-        call_no, service, version, method, budget, flags, floor, server_epoch, wire_args = (
-            callproto.decode_call_fields_untrusted(message)
-        )
-        self._received += 1
-        if server_epoch and server_epoch != self._epoch:
-            self._refuse(addr, call_no, Status.WRONG_EPOCH, "call was for an earlier server")
-            return
-        plan = self._plans.get((service, version, method))
-        if plan is None:
-            _, status, body = self._services.resolve(service, version, method)
-            self._refuse(addr, call_no, status, body)
-            return
-        key = (addr, epoch)
-        cached = not flags & callproto.FLAG_IDEMPOTENT
-        now = self._clock()
-        if cached:
-            admission, reply = self._cache.begin(key, call_no, floor, now=now)
-            if admission is not Admission.NEW:
-                self._not_admitted(addr, key, call_no, admission, reply)
-                return
-        refusal = None
-        if self._shutting_down or self._calls.full():
-            refusal = self._refusal()
-        if refusal is None:
-            try:
-                args = plan.method.decode_args(wire_args)
-            except ValidationError as exc:  # the handler never sees bad values
-                refusal = Status.INVALID_ARGUMENT, f"{plan.service.name}.{exc}"
-        if refusal is not None:
-            reply = self._refuse(addr, call_no, *refusal)
-            if cached:
-                self._cache.complete(key, call_no, reply)
-            return
-        deadline = None if budget is None else now + budget / 1000.0
-        self._calls.submit(AdmittedCall(addr, key, call_no, flags, plan, args, deadline))
 
     def _not_admitted(
         self,
@@ -354,31 +364,34 @@ class Server:
     def _refuse(self, addr: Address, call_no: int, status: Status, text: object) -> bytes:
         self._failed[status.name] += 1
         reply = callproto.encode_reply(call_no, status, text)
-        self._send(addr, reply)
+        self._queue(addr, reply)
         return reply
 
     # -- sending ----------------------------------------------------------------------------
 
     def _send(self, addr: Address, payload: bytes, now: float | None = None) -> int | None:
-        """Send ``payload`` to ``addr``; ``now``, if known, saves a clock read."""
+        """Send ``payload`` to ``addr`` and flush (a reply from a worker); None if dropped."""
         assert self._driver is not None
         try:
-            if self._dispatching:  # the driver flushes when the event is handled
-                if now is None:
-                    now = self._clock()
-                return self._endpoint.send_message(addr, payload, now=now)
             return self._driver.send_message(addr, payload)
         except SendBufferFull:
             # The client is not reading its replies; it will time out. Dropped and counted.
             self._failed["REPLY_DROPPED"] += 1
             return None
 
-    def _on_reply_sent(self, addr: Address, message_id: int) -> None:
-        # A graceful shutdown waits until every reply is acknowledged (or its peer is gone).
-        self._unacked_replies.add((addr, message_id))
+    def _queue(self, addr: Address, payload: bytes) -> int | None:
+        """Queue ``payload`` for ``addr`` while a message is handled: the driver sends it
+        after the input (see _on_message); None if dropped."""
+        driver = self._driver
+        assert driver is not None
+        try:
+            return self._endpoint.send_message(addr, payload, now=driver.input_time)
+        except SendBufferFull:
+            self._failed["REPLY_DROPPED"] += 1
+            return None
 
     def _resend(self, key: SessionKey, call_no: int, reply: bytes) -> None:
-        message_id = self._send(key[0], reply)
+        message_id = self._queue(key[0], reply)
         if message_id is not None:
             self._cache.bind_message(key, call_no, message_id)
 

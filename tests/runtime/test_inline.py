@@ -83,7 +83,7 @@ async def test_an_inline_call_counts_as_running_while_its_handler_runs() -> None
 
     executor = Executor(
         ReplyCache(), send, collections.Counter(), max_concurrent=2, max_queued=2,
-        on_reply=lambda addr, message_id: None,
+        unacked=set(),
     )
 
     async def probe() -> None:
