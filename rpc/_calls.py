@@ -80,7 +80,7 @@ class PendingCall:
         #: than ``outcome`` objects: building and unwrapping those cost three Python calls.
         self.result: CallResult | None = None
         #: Called once when ``result`` is set (the async client reschedules its task here).
-        self.wake: Callable[[PendingCall], None] | None = None
+        self.wake: Callable[[], None] | None = None
         #: Whatever ``wake`` needs to find the waiter (the async client's trio task).
         self.task: Any = None
         #: A oneway call's refusal ``(status, body)`` that arrived with the ack of its CALL.
@@ -160,7 +160,7 @@ class CallTable:
             wake = pending.wake
             if wake is not None:
                 pending.wake = None
-                wake(pending)
+                wake()
         elif type(event) is events.MessageAcked:
             # The transport confirmed delivery of one of our messages.
             acked_no = self._by_message.pop(event.message_id, None)
@@ -371,7 +371,7 @@ class CallTable:
         wake = pending.wake
         if wake is not None:
             pending.wake = None
-            wake(pending)
+            wake()
 
 
 def outcome_once_sent(pending: PendingCall) -> CallOutcome:

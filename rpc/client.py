@@ -61,6 +61,9 @@ class Client:
         )
         self._capacity = trio.Event()
         self._deadlines = DeadlineWatcher(_is_waiting, self._expire)
+        #: A leading call's ``wake``: the leader may be blocked waiting for input (bound once,
+        #: so that ``_expire`` can tell a leader's ``wake`` from a follower's by identity).
+        self._wake_leader = self._driver.interrupt_leader
 
     @property
     def server_address(self) -> Address:
@@ -180,10 +183,13 @@ class Client:
     def _follow(self, pending: PendingCall) -> Any:
         """Park until the call finishes or its deadline passes (the caller then looks at its
         ``result``); an awaitable, without a coroutine."""
-        pending.task = trio.lowlevel.current_task()
-        pending.wake = self._reschedule
+        task = pending.task = trio.lowlevel.current_task()
         driver = self._driver
         driver.followers += 1
+
+        def wake() -> None:
+            driver.followers -= 1
+            trio.lowlevel.reschedule(task)
 
         def abort(_: object) -> trio.lowlevel.Abort:
             # The task is rescheduled (cancelled) now: a reply or the deadline watcher arriving
@@ -192,23 +198,17 @@ class Client:
             driver.followers -= 1
             return trio.lowlevel.Abort.SUCCEEDED
 
+        pending.wake = wake
         return trio.lowlevel.wait_task_rescheduled(abort)
-
-    def _reschedule(self, pending: PendingCall) -> None:
-        self._driver.followers -= 1
-        trio.lowlevel.reschedule(pending.task)
-
-    def _wake_leader(self, pending: PendingCall) -> None:
-        self._driver.interrupt_leader()
 
     def _expire(self, pending: PendingCall) -> None:
         # A reply arriving now finds nobody to wake; the caller sees it.
         wake, pending.wake = pending.wake, None
-        if wake == self._reschedule:
+        if wake is self._wake_leader:
+            self._wake_leader()
+        else:  # a follower
             self._driver.followers -= 1
             wake_expired(pending.task)
-        else:
-            self._driver.interrupt_leader()
 
     def _abandon(self, pending: PendingCall) -> None:
         cancel = self._table.abandon(pending)
