@@ -19,9 +19,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import trio
+
+T = TypeVar("T")
 
 LOOPBACK = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent
@@ -506,3 +510,39 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="short run: a second or two a section")
     parser.add_argument("--json", action="store_true", help="also print a machine-readable line")
     return parser
+
+
+# --------------------------------------------------------------------------- trio clock
+
+#: Environment variable: run this process's trio clock this many times slower than real time.
+#: bench_instructions.py sets it for the process it runs under callgrind, which executes about
+#: that much slower: timers (ack delay, retransmission timeout, the driver's leader grace) then
+#: fire as often per call as they do natively, instead of on nearly every call.
+CLOCK_SLOWDOWN_ENV = "UDPRPC_BENCH_CLOCK_SLOWDOWN"
+
+
+class SlowedClock(trio.abc.Clock):
+    """A trio clock running ``factor`` times slower than ``time.perf_counter``."""
+
+    def __init__(self, factor: float) -> None:
+        self._factor = factor
+        self._start = time.perf_counter()
+
+    def start_clock(self) -> None:
+        """Start counting from now."""
+        self._start = time.perf_counter()
+
+    def current_time(self) -> float:
+        """Seconds of slowed time since the start."""
+        return (time.perf_counter() - self._start) / self._factor
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        """Real seconds until ``deadline`` (slowed time)."""
+        return max(0.0, (deadline - self.current_time()) * self._factor)
+
+
+def trio_run(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``trio.run``, on a :class:`SlowedClock` when :data:`CLOCK_SLOWDOWN_ENV` asks for one."""
+    factor = float(os.environ.get(CLOCK_SLOWDOWN_ENV, "0") or 0)
+    clock = SlowedClock(factor) if factor > 1 else None
+    return trio.run(fn, *args, clock=clock)

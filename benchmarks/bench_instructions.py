@@ -42,6 +42,8 @@ RUN_TIMEOUT = 600.0
 VALGRIND_READY_TIMEOUT = 180.0
 #: Reply wait of the raw blocking client; a lost datagram (never seen on loopback) is resent.
 RAW_REPLY_TIMEOUT = 2.0
+#: How much slower a process runs under callgrind (measured here: about 40x for this code).
+SLOWDOWN = 40
 _COLLECTED = re.compile(r"Collected : ([\d,]+)")
 
 #: Systems measured, in the order of the report.
@@ -60,7 +62,7 @@ def server_command(system: str, stubs: Path) -> list[str]:
 # --------------------------------------------------------------------------- clients
 
 
-def _raw_blocking_client(port: int, calls: int, stubs: Path) -> None:
+def _raw_blocking_client(port: int, calls: int, stubs: Path) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(RAW_REPLY_TIMEOUT)
         sock.connect((c.LOOPBACK, port))
@@ -70,9 +72,10 @@ def _raw_blocking_client(port: int, calls: int, stubs: Path) -> None:
             with contextlib.suppress(TimeoutError):
                 sock.recv(len(c.SMALL_PAYLOAD) + 1)
                 done += 1
+    return 0
 
 
-async def _raw_trio_client(port: int, calls: int) -> None:
+async def _raw_trio_client(port: int, calls: int) -> int:
     sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
     with sock:
         await sock.connect((c.LOOPBACK, port))
@@ -82,9 +85,10 @@ async def _raw_trio_client(port: int, calls: int) -> None:
             for _ in range(calls):
                 await sock.send(c.SMALL_PAYLOAD)
                 await sock.recv(len(c.SMALL_PAYLOAD) + 1)
+    return 0
 
 
-async def _transport_client(port: int, calls: int) -> None:
+async def _transport_client(port: int, calls: int) -> int:
     import bench_transport as bt
 
     from rpc._trio import TrioDriver, open_udp_socket
@@ -92,7 +96,8 @@ async def _transport_client(port: int, calls: int) -> None:
 
     client = bt.EchoClient(port)
     sock = await open_udp_socket(c.LOOPBACK, 0)
-    driver = TrioDriver(Endpoint(bt.LOOPBACK_CONFIG, accept_new_peers=False), sock, client.on_event)
+    endpoint = Endpoint(bt.LOOPBACK_CONFIG, accept_new_peers=False)
+    driver = TrioDriver(endpoint, sock, client.on_event)
     client.driver = driver
     async with trio.open_nursery() as nursery:
         await nursery.start(driver.run)
@@ -101,9 +106,10 @@ async def _transport_client(port: int, calls: int) -> None:
                 await client.echo(c.SMALL_PAYLOAD)
         await driver.aclose()
         nursery.cancel_scope.cancel()
+    return endpoint.statistics().retransmissions
 
 
-async def _async_client(port: int, calls: int, stubs: Path) -> None:
+async def _async_client(port: int, calls: int, stubs: Path) -> int:
     import bench_udprpc as bu
 
     import rpc
@@ -114,9 +120,11 @@ async def _async_client(port: int, calls: int, stubs: Path) -> None:
         with trio.fail_after(RUN_TIMEOUT):
             for _ in range(calls):
                 await stub.echo(c.SMALL_PAYLOAD)
+        retransmissions: int = client.statistics().transport.retransmissions
+    return retransmissions
 
 
-def _sync_client(port: int, calls: int, stubs: Path) -> None:
+def _sync_client(port: int, calls: int, stubs: Path) -> int:
     import bench_udprpc as bu
 
     import rpc
@@ -126,13 +134,17 @@ def _sync_client(port: int, calls: int, stubs: Path) -> None:
         stub = module.BenchSyncClient(client)
         for _ in range(calls):
             stub.echo(c.SMALL_PAYLOAD)
+        retransmissions: int = client.statistics().transport.retransmissions
+    return retransmissions
 
 
-CLIENTS: dict[str, Callable[[int, int, Path], None]] = {
+#: Each makes the calls and returns how many datagrams its transport retransmitted (a timer that
+#: fired only because callgrind slowed the process down would show here).
+CLIENTS: dict[str, Callable[[int, int, Path], int]] = {
     "raw-blocking": _raw_blocking_client,
-    "raw-trio": lambda port, calls, stubs: trio.run(_raw_trio_client, port, calls),
-    "udprpc-transport": lambda port, calls, stubs: trio.run(_transport_client, port, calls),
-    "udprpc-async": lambda port, calls, stubs: trio.run(_async_client, port, calls, stubs),
+    "raw-trio": lambda port, calls, stubs: c.trio_run(_raw_trio_client, port, calls),
+    "udprpc-transport": lambda port, calls, stubs: c.trio_run(_transport_client, port, calls),
+    "udprpc-async": lambda port, calls, stubs: c.trio_run(_async_client, port, calls, stubs),
     "udprpc-sync": _sync_client,
 }
 
@@ -141,11 +153,18 @@ CLIENTS: dict[str, Callable[[int, int, Path], None]] = {
 
 
 def valgrind_prefix(log: Path) -> list[str]:
-    """The command prefix that runs a process under callgrind, its summary going to ``log``."""
+    """The command prefix that runs a process under callgrind, its summary going to ``log``.
+
+    Its trio clock runs :data:`SLOWDOWN` times slower (see ``_common.SlowedClock``), so that its
+    timers fire about as often per call as they do natively.
+    """
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("valgrind is not installed: it counts the instructions")
-    return [valgrind, "--tool=callgrind", f"--log-file={log}", f"--callgrind-out-file={log}.out"]
+    return [
+        "env", f"{c.CLOCK_SLOWDOWN_ENV}={SLOWDOWN}",
+        valgrind, "--tool=callgrind", f"--log-file={log}", f"--callgrind-out-file={log}.out",
+    ]  # fmt: skip
 
 
 def collected(log: Path) -> int:
@@ -177,7 +196,13 @@ def count_once(system: str, side: str, calls: int, stubs: Path, work: Path) -> i
         client = client_command(system, port, calls, stubs)
         if side == "client":
             client = valgrind_prefix(log) + client
-        subprocess.run(client, env=c.subprocess_env(), timeout=RUN_TIMEOUT, check=True)
+        done = subprocess.run(
+            client, env=c.subprocess_env(), timeout=RUN_TIMEOUT, check=True,
+            capture_output=True, text=True,
+        )  # fmt: skip
+    retransmitted = int(done.stdout.split()[-1])
+    if retransmitted:
+        c.progress(f"[{system}] note: the client retransmitted {retransmitted} datagrams")
     return collected(log)
 
 
@@ -222,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument("--calls", type=int, required=True)
         parser.add_argument("--stubs", type=Path, required=True)
         args = parser.parse_args(args_list[1:])
-        CLIENTS[args.system](args.port, args.calls, args.stubs)
+        print("retransmitted", CLIENTS[args.system](args.port, args.calls, args.stubs))
         return 0
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))

@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: ``serve`` runs the echo server; otherwise measure."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["serve"]:
-        trio.run(serve)
+        c.trio_run(serve)
         return 0
     parser = c.base_parser(__doc__.splitlines()[0] if __doc__ else "transport benchmark")
     args = parser.parse_args(args_list)

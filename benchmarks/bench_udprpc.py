@@ -310,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = c.base_parser("udprpc benchmark server")
         parser.add_argument("--stubs", type=Path, required=True)
         args = parser.parse_args(args_list[1:])
-        trio.run(serve, args.stubs)
+        c.trio_run(serve, args.stubs)
         return 0
     if args_list[:1] == ["proxy"]:
         parser = c.base_parser("chaos proxy for the loss sections")

@@ -54,7 +54,7 @@ async def _serve_trio() -> None:
 
 SERVERS: dict[str, Callable[[], None]] = {
     "blocking": serve_blocking,
-    "trio": lambda: trio.run(_serve_trio),
+    "trio": lambda: c.trio_run(_serve_trio),
 }
 
 
