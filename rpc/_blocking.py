@@ -114,8 +114,8 @@ class BlockingDriver(Generic[EventT]):
             raise ClientClosed("the transport is closed")
         if now is None:
             now = self._clock()
-        # Every blocking call passes here once or more: timer_deadline and _milliseconds are
-        # inlined (each Python call costs about as much as the arithmetic it wraps).
+        # Every blocking call passes here once or more: timer_deadline, _milliseconds and the
+        # reading are inlined (each Python call costs about as much as the arithmetic it wraps).
         endpoint, last_fire = self.endpoint, self._last_fire
         timer = endpoint.get_timer()
         if timer is not None and timer <= last_fire:
@@ -128,7 +128,23 @@ class BlockingDriver(Generic[EventT]):
             else:
                 _wait(self.socket, writable=False, timeout=wake - now)
             now = self._clock()
-        self._receive_batch(now)
+        # Read what is waiting: one datagram, or a burst of them when a burst is likely.
+        recvfrom, receive = self.socket.recvfrom, endpoint.receive_datagram
+        received = 0
+        while received < self._batch:
+            try:
+                data, addr = recvfrom(RECV_BUFSIZE)
+            except BlockingIOError:
+                break
+            except OSError:  # e.g. an ICMP error reported on the socket
+                self._counts["receive_errors"] += 1
+                break
+            received += 1
+            receive(data, (addr[0], addr[1]), now=now)
+            if not self._bursting and len(data) < BURST_HINT_BYTES:
+                break  # a lone small datagram (a reply, an ack): do not pay for a failed read
+        self._bursting = received > 1
+        self._counts["datagrams_received"] += received
         if timer is not None and timer <= now:
             # The timer we waited for is due, unless the input just read moved it: look again.
             # Only then: reading the timer costs ~3 us, and input alone makes no timer due at
@@ -178,25 +194,6 @@ class BlockingDriver(Generic[EventT]):
         self.socket.close()
 
     # -- internals ------------------------------------------------------------------------
-
-    def _receive_batch(self, now: float) -> None:
-        """Read what is waiting: one datagram, or a burst of them when a burst is likely."""
-        recvfrom, receive = self.socket.recvfrom, self.endpoint.receive_datagram
-        received = 0
-        while received < self._batch:
-            try:
-                data, addr = recvfrom(RECV_BUFSIZE)
-            except BlockingIOError:
-                break
-            except OSError:  # e.g. an ICMP error reported on the socket
-                self._counts["receive_errors"] += 1
-                break
-            received += 1
-            receive(data, (addr[0], addr[1]), now=now)
-            if not self._bursting and len(data) < BURST_HINT_BYTES:
-                break  # a lone small datagram (a reply, an ack): do not pay for a failed read
-        self._bursting = received > 1
-        self._counts["datagrams_received"] += received
 
     def _flush(self, now: float) -> None:
         if self._closed:

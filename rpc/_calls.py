@@ -96,12 +96,11 @@ def _nothing() -> None:
     pass
 
 
-def reply_of(pending: PendingCall) -> tuple[Status, object] | None:
+def reply_of(result: CallResult) -> tuple[Status, object] | None:
     """A finished call's reply (``None`` for an acknowledged oneway call); raises its error."""
-    result = pending.result
     if type(result) is tuple:
         return None if result is ACKED else result
-    assert isinstance(result, RpcError), "the call has not finished"
+    assert isinstance(result, RpcError)
     raise result
 
 

@@ -24,6 +24,7 @@ import trio
 
 from rpc import callproto, events
 from rpc._calls import (
+    ACKED,
     CallTable,
     ClientStatistics,
     PendingCall,
@@ -151,13 +152,15 @@ class Client:
                     await self._follow(pending)
             else:  # it finished while sending (rare): still a schedule point, as trio expects
                 await trio.lowlevel.cancel_shielded_checkpoint()
-            if pending.result is not None:  # else the deadline passed
+            result = pending.result
+            if result is not None:  # else the deadline passed
                 # The deadline heap keeps finished calls' entries until its next prune (up to
                 # PRUNE_SLACK of them): they must not keep their replies, possibly megabytes,
                 # alive.
-                reply = reply_of(pending)
                 pending.result = None
-                return reply
+                if type(result) is tuple and result is not ACKED:
+                    return result  # a reply (reply_of, inlined for the common case)
+                return reply_of(result)
         except BaseException:  # cancelled, or failed: the server should stop working on it
             pending.wake = None
             self._abandon(pending)

@@ -27,6 +27,7 @@ from typing import TypeVar
 from rpc import callproto, events
 from rpc._blocking import BlockingDriver, bind_udp_socket
 from rpc._calls import (
+    ACKED,
     CallTable,
     ClientStatistics,
     PendingCall,
@@ -159,8 +160,11 @@ class SyncClient:
                 now = driver.poll(now + IDLE_POLL if deadline is None else deadline, now)
                 while (event := next_event()) is not None:  # driver.dispatch_events, inlined
                     handle(event)
-            if pending.result is not None:  # else the deadline passed
-                return reply_of(pending)
+            result = pending.result
+            if type(result) is tuple and result is not ACKED:
+                return result  # a reply (reply_of, inlined for the common case)
+            if result is not None:  # else the deadline passed
+                return reply_of(result)
         except BaseException:  # includes KeyboardInterrupt: tell the server, best effort
             self._abandon(pending)
             raise

@@ -62,7 +62,7 @@ async def test_replayed_call_message_gets_the_cached_reply(
             table.sent(pending, client._driver.send_message(SERVER_ADDR, payload))
             await trio.sleep(0.05)
         assert pending.result is not None
-        reply = reply_of(pending)
+        reply = reply_of(pending.result)
         assert reply is not None
         status, body = reply
         stats = server.statistics().reply_cache
