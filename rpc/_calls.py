@@ -86,6 +86,13 @@ class PendingCall:
         #: A oneway call's refusal ``(status, body)`` that arrived with the ack of its CALL.
         self.refusal: tuple[Status, object] | None = None
 
+    def woken(self) -> bool:
+        """True once ``wake`` was called or taken back (what a leading call waits for).
+
+        A method rather than a closure per call: its bound form costs no cell variable.
+        """
+        return self.wake is None
+
 
 def budget_ms(timeout: float) -> int:
     """The wire budget of a timeout: whole milliseconds, rounded up, within the field."""

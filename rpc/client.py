@@ -146,7 +146,7 @@ class Client:
                     self._deadlines.add(deadline, pending)
                 if driver.can_lead():
                     pending.wake = self._wake_leader
-                    if not await driver.lead(lambda: pending.wake is None):
+                    if not await driver.lead(pending.woken):
                         await self._follow(pending)  # the socket closed under us
                 else:
                     await self._follow(pending)
