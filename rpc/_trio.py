@@ -221,6 +221,8 @@ class TrioDriver(Generic[EventT]):
         self._try_sendto: Callable[[bytes, Address], bool] = getattr(
             sock, "try_sendto", _never_sends
         )
+        #: The socket when it is a TrioUdpSocket, whose reads and sends the driver inlines.
+        self._udp = sock if type(sock) is TrioUdpSocket else None
         self._try_recvfrom: Callable[[int], tuple[bytes, Address] | None] = getattr(
             sock, "try_recvfrom", _never_receives
         )
@@ -426,6 +428,9 @@ class TrioDriver(Generic[EventT]):
                     self._fire_timer()  # the timer was due at the end of the grace as well
 
     async def _read_until_cancelled(self) -> None:
+        if self._udp is not None:
+            await self._read_udp_until_cancelled(self._udp)
+            return
         recvfrom, on_datagram = self.socket.recvfrom, self._on_datagram
         can_lead = self._can_lead
         while True:
@@ -434,6 +439,49 @@ class TrioDriver(Generic[EventT]):
             except OSError:  # e.g. an ICMP error queued on the socket: nothing to read
                 self._counts["receive_errors"] += 1
                 continue
+            followers = self.followers
+            on_datagram(data, addr)
+            if can_lead and followers and not self.followers:
+                # It woke the last waiting caller, whose next call can read for itself.
+                self._aside = True
+                return
+
+    async def _read_udp_until_cancelled(self, udp: TrioUdpSocket) -> None:
+        """:meth:`_read_until_cancelled` with :meth:`TrioUdpSocket.recvfrom` inlined: no
+        coroutine per datagram. The same steps: a cancel point, a read, and a wait if there
+        was nothing to read or a schedule point if there was."""
+        sock, on_datagram = udp._sock, self._on_datagram
+        recvfrom = sock.recvfrom
+        can_lead = self._can_lead
+        checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+        cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+        wait_readable = trio.lowlevel.wait_readable
+        while True:
+            await checkpoint_if_cancelled()  # the timer fires even under a flood of input
+            if udp._closed:
+                raise trio.ClosedResourceError("socket was closed")
+            try:
+                data, raw_addr = recvfrom(RECV_BUFSIZE)
+                waiting = True
+            except BlockingIOError:
+                waiting = False
+            except OSError:  # e.g. an ICMP error queued on the socket: nothing to read
+                self._counts["receive_errors"] += 1
+                continue
+            if waiting:
+                await cancel_shielded_checkpoint()  # every trio operation is a schedule point
+            else:
+                await wait_readable(sock)  # raises ClosedResourceError if closed meanwhile
+                if udp._closed:
+                    raise trio.ClosedResourceError("socket was closed")
+                try:
+                    data, raw_addr = recvfrom(RECV_BUFSIZE)
+                except BlockingIOError:  # woken for nothing
+                    continue
+                except OSError:
+                    self._counts["receive_errors"] += 1
+                    continue
+            addr = (raw_addr[0], raw_addr[1])
             followers = self.followers
             on_datagram(data, addr)
             if can_lead and followers and not self.followers:
@@ -496,11 +544,17 @@ class TrioDriver(Generic[EventT]):
         if datagrams:
             if len(datagrams) == 1 and not self._backlog:  # _send_all's common case
                 data, addr = datagrams[0]
+                udp = self._udp
                 try:
-                    if self._try_sendto(data, addr):
+                    if udp is not None and not udp._closed:  # its try_sendto, inlined
+                        udp._sock.sendto(data, addr)
+                        self._counts["datagrams_sent"] += 1
+                    elif self._try_sendto(data, addr):
                         self._counts["datagrams_sent"] += 1
                     else:
                         self._enqueue(datagrams, 0)
+                except BlockingIOError:  # the socket buffer is full: the writer sends it
+                    self._enqueue(datagrams, 0)
                 except trio.ClosedResourceError:
                     pass
                 except OSError:  # unreachable network, datagram too large...: lost
