@@ -411,6 +411,9 @@ class TrioDriver(Generic[EventT]):
                     if park:
                         self._parked = trio.lowlevel.current_task()
                         await trio.lowlevel.wait_task_rescheduled(self._abort_park)
+                    elif self._udp is not None:  # one coroutine frame less on every wake-up
+                        self._on_socket = True
+                        await self._read_udp_until_cancelled(self._udp)
                     else:
                         self._on_socket = True
                         await self._read_until_cancelled()
@@ -428,9 +431,6 @@ class TrioDriver(Generic[EventT]):
                     self._fire_timer()  # the timer was due at the end of the grace as well
 
     async def _read_until_cancelled(self) -> None:
-        if self._udp is not None:
-            await self._read_udp_until_cancelled(self._udp)
-            return
         recvfrom, on_datagram = self.socket.recvfrom, self._on_datagram
         can_lead = self._can_lead
         while True:

@@ -153,6 +153,8 @@ class ReplyCache:
         self.session_ttl = session_ttl
         self.min_session_ttl = min(min_session_ttl, session_ttl)
         self._next_expiry = 0.0
+        #: The session last in ``_sessions`` (the most recently active one), if known.
+        self._latest: _Session | None = None
         self._sessions: collections.OrderedDict[SessionKey, _Session] = collections.OrderedDict()
         #: The entry whose reply each unacknowledged ``(client address, message id)`` carries.
         self._by_message: dict[tuple[Address, int], CacheEntry] = {}
@@ -201,7 +203,9 @@ class ReplyCache:
                 self._stale += 1
                 return Admission.STALE, None
             session.last_active = now
-            sessions.move_to_end(key)
+            if session is not self._latest:  # already last in the expiry order otherwise
+                sessions.move_to_end(key)
+        self._latest = session
         entries = session.entries
         if floor > session.floor:
             # The client will never send call numbers below ``floor`` again: release what
@@ -356,6 +360,7 @@ class ReplyCache:
             if session.running:
                 session.last_active = now  # still working for it: not idle
                 sessions.move_to_end(key)
+                self._latest = session
             else:
                 self.drop_session(key)
 

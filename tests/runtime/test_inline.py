@@ -8,7 +8,7 @@ import trio
 import trio.testing
 
 import rpc
-from rpc import callproto
+from rpc import callproto, schema
 from rpc._dispatch import CallPlan, never_suspends
 from rpc._execution import AdmittedCall, Executor
 from rpc.reply_cache import ReplyCache
@@ -100,3 +100,57 @@ async def test_an_inline_call_counts_as_running_while_its_handler_runs() -> None
         assert (executor.running, executor.idle(), executor.calls()) == (0, True, [])
         assert (executor.completed, len(sent)) == (1, 1)
         nursery.cancel_scope.cancel()
+
+
+async def test_inline_handlers_that_raise_or_suspend_leave_the_next_call_unharmed() -> None:
+    # The executor runs inline coroutines through one long-lived runner; a handler that
+    # raises ends it and one that suspends (never_suspends was fooled) is closed with it.
+    method = rpc.MethodSpec[int](name="probe", number=1, params=(), result=schema.I32)
+    spec = rpc.ServiceSpec(name="Probe", version=1, methods=(method,))
+    sent: list[bytes] = []
+    closed: list[str] = []
+
+    def send(addr: tuple[str, int], reply: bytes, now: float) -> int:
+        sent.append(reply)
+        return len(sent)
+
+    async def fine() -> int:
+        return 7
+
+    async def fails() -> int:
+        raise ValueError("no")
+
+    class Suspends:
+        def __await__(self):  # type: ignore[no-untyped-def]
+            try:
+                yield "suspended"
+            finally:
+                closed.append("closed")
+
+    async def suspends() -> int:
+        await Suspends()
+        return 1
+
+    executor = Executor(
+        ReplyCache(), send, collections.Counter(), max_concurrent=2, max_queued=2,
+        unacked=set(),
+    )
+    addr = ("127.0.0.1", 9)
+    async with trio.open_nursery() as nursery:
+        executor.start(nursery)
+        for call_no, fn in enumerate([fine, fails, fine, suspends, fine], 1):
+            plan = CallPlan(spec, method, fn)
+            plan.inline = True  # as if never_suspends said so
+            executor.submit(
+                AdmittedCall(addr, (addr, 5), call_no, callproto.FLAG_IDEMPOTENT, plan, (), None)
+            )
+        nursery.cancel_scope.cancel()
+    replies = [callproto.decode_reply_untrusted(callproto.unpack_untrusted(r)) for r in sent]
+    assert [(r.call_no, r.status) for r in replies] == [
+        (1, callproto.Status.OK), (2, callproto.Status.REMOTE_ERROR), (3, callproto.Status.OK),
+        (4, callproto.Status.REMOTE_ERROR), (5, callproto.Status.OK),
+    ]
+    assert [replies[0].body, replies[2].body, replies[4].body] == [7, 7, 7]
+    assert replies[3].body == ["RuntimeError", "handler suspended inline"]
+    assert closed == ["closed"]
+    assert (executor.completed, executor.running, executor.idle()) == (3, 0, True)
