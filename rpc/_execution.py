@@ -181,83 +181,20 @@ class Executor:
     def submit(self, call: AdmittedCall, now: float | None = None) -> None:
         """Run ``call`` now if a worker is free, else queue it (check :meth:`full` first).
 
-        ``now``, the time the call arrived if known, saves a clock read.
+        ``now``, the time the call arrived if known, saves a clock read. A handler that never
+        suspends (``CallPlan.inline``) runs right here, without a hop to a worker, when a
+        worker could have taken it at once: it overtakes nothing and the limit holds. That is
+        the per-call hot path of most servers, hence in this function: it also counts the call,
+        sends the reply and completes the cache entry (what :meth:`_finish` does for a
+        worker's call). Its coroutine completes in one step; it cannot be cancelled midway (it
+        has no checkpoint), and a deadline that passed while it ran means no reply, as in a
+        worker.
         """
         assert self._pool is not None
-        # A handler that never suspends runs right here, without a hop to a worker, when a
-        # worker could have taken it at once: it overtakes nothing and the limit holds.
-        if call.plan.inline and not self._queue and len(self._running) < self._max_concurrent:
-            self._run_inline(call, self._clock() if now is None else now)
+        if not call.plan.inline or self._queue or len(self._running) >= self._max_concurrent:
+            self._to_worker(call)
             return
-        ident = call.key, call.call_no
-        if self._pool.submit(call):
-            self._running[ident] = call
-        else:
-            self._queue.append(call)
-            self._queued[ident] = call
-
-    def find(self, ident: CallId) -> AdmittedCall | None:
-        """The running or queued call with this identity."""
-        return self._running.get(ident) or self._queued.get(ident)
-
-    def calls(self) -> list[AdmittedCall]:
-        """Every running and queued call."""
-        inline = [] if self._inline is None else [self._inline]
-        return [*self._running.values(), *inline, *self._queue]
-
-    async def _run(self, call: AdmittedCall, scope: trio.CancelScope) -> bool:
-        """Run one call's handler under the worker's ``scope``; send its reply.
-
-        Returns True when ``scope`` was cancelled (it is then spent). The handler is awaited
-        here directly, not through a helper coroutine: this is the per-call hot path.
-        """
-        deadline = call.deadline
-        started = self._clock()
-        if call.cancelled or (deadline is not None and deadline <= started):
-            self._not_started(call, (call.key, call.call_no), started)
-            return False
-        call.scope = scope
-        if deadline is not None:
-            scope.deadline = deadline
-        _CURRENT.set(call)  # this worker task serves this call now
-        plan, call_no = call.plan, call.call_no
-        status, reply, returned = Status.OK, b"", False
-        try:
-            try:
-                result = await plan.fn(*call.args)
-            except Exception as exc:
-                status, reply = plan.error_reply(call_no, exc)
-            else:
-                status, reply = plan.result_reply(call_no, result)
-            returned = True
-        finally:
-            # Also runs while trio.Cancelled propagates (the worker's scope absorbs ours).
-            call.scope = None
-            now = self._clock()
-            self.handler_seconds += now - started
-            # Only CANCEL, a client restart or the deadline cancel the scope; reading
-            # scope.cancel_called costs a clock read, so it is asked only when armed.
-            spent = call.cancelled or (deadline is not None and scope.cancel_called)
-            if spent:  # nobody wants a reply
-                self._failed["DEADLINE" if scope.deadline <= now else "CANCELLED"] += 1
-                self._finish(call, (call.key, call_no), None, now)
-            elif returned:
-                if deadline is not None:  # setting a deadline is not free: only if armed
-                    scope.deadline = math.inf
-                self._returned(call, (call.key, call_no), status, reply, now)
-            else:  # the whole server is being torn down
-                del self._running[call.key, call_no]
-        return spent
-
-    def _run_inline(self, call: AdmittedCall, started: float) -> None:
-        """Run a handler that never suspends (``CallPlan.inline``) in this task: no hop.
-
-        Its coroutine completes in one ``send``; it cannot be cancelled midway (it has no
-        checkpoint), and a deadline that passed while it ran means no reply, as in a worker.
-        This is the per-call hot path of most servers, hence one function: it also counts the
-        call, sends the reply and completes the cache entry (what :meth:`_finish` does for a
-        worker's call).
-        """
+        started = self._clock() if now is None else now
         self._inline = call
         deadline = call.deadline
         if call.cancelled or (deadline is not None and deadline <= started):
@@ -324,6 +261,69 @@ class Executor:
             self._cache.complete(call.key, call_no, reply, message_id)
         if self.on_done is not None:
             self.on_done()
+
+    def _to_worker(self, call: AdmittedCall) -> None:
+        """Hand ``call`` to a free worker, else queue it."""
+        assert self._pool is not None
+        ident = call.key, call.call_no
+        if self._pool.submit(call):
+            self._running[ident] = call
+        else:
+            self._queue.append(call)
+            self._queued[ident] = call
+
+    def find(self, ident: CallId) -> AdmittedCall | None:
+        """The running or queued call with this identity."""
+        return self._running.get(ident) or self._queued.get(ident)
+
+    def calls(self) -> list[AdmittedCall]:
+        """Every running and queued call."""
+        inline = [] if self._inline is None else [self._inline]
+        return [*self._running.values(), *inline, *self._queue]
+
+    async def _run(self, call: AdmittedCall, scope: trio.CancelScope) -> bool:
+        """Run one call's handler under the worker's ``scope``; send its reply.
+
+        Returns True when ``scope`` was cancelled (it is then spent). The handler is awaited
+        here directly, not through a helper coroutine: this is the per-call hot path.
+        """
+        deadline = call.deadline
+        started = self._clock()
+        if call.cancelled or (deadline is not None and deadline <= started):
+            self._not_started(call, (call.key, call.call_no), started)
+            return False
+        call.scope = scope
+        if deadline is not None:
+            scope.deadline = deadline
+        _CURRENT.set(call)  # this worker task serves this call now
+        plan, call_no = call.plan, call.call_no
+        status, reply, returned = Status.OK, b"", False
+        try:
+            try:
+                result = await plan.fn(*call.args)
+            except Exception as exc:
+                status, reply = plan.error_reply(call_no, exc)
+            else:
+                status, reply = plan.result_reply(call_no, result)
+            returned = True
+        finally:
+            # Also runs while trio.Cancelled propagates (the worker's scope absorbs ours).
+            call.scope = None
+            now = self._clock()
+            self.handler_seconds += now - started
+            # Only CANCEL, a client restart or the deadline cancel the scope; reading
+            # scope.cancel_called costs a clock read, so it is asked only when armed.
+            spent = call.cancelled or (deadline is not None and scope.cancel_called)
+            if spent:  # nobody wants a reply
+                self._failed["DEADLINE" if scope.deadline <= now else "CANCELLED"] += 1
+                self._finish(call, (call.key, call_no), None, now)
+            elif returned:
+                if deadline is not None:  # setting a deadline is not free: only if armed
+                    scope.deadline = math.inf
+                self._returned(call, (call.key, call_no), status, reply, now)
+            else:  # the whole server is being torn down
+                del self._running[call.key, call_no]
+        return spent
 
     def _not_started(self, call: AdmittedCall, ident: CallId | None, now: float) -> None:
         """Finish a call that was cancelled or expired before its handler could start."""

@@ -210,13 +210,18 @@ class Server:
     # -- transport events -------------------------------------------------------------------
 
     def _handle_event(self, event: events.TransportEvent) -> None:
-        """The driver's event callback. The two events of every call are tested for first:
-        its datagram acknowledges the previous reply (MessageAcked) and carries the CALL
-        (MessageReceived)."""
+        """The driver's event callback; also the server's per-call hot path, hence one function.
+
+        Every call brings two events, tested for first: its datagram acknowledges the previous
+        reply (MessageAcked) and carries the CALL (MessageReceived), which is admitted and run
+        (or queued) here; other messages go through _on_kind, other events through _on_event.
+        Replies sent while a message is handled (inline handlers, refusals, cached replays,
+        pings) only queue in the endpoint: the driver sends every pending datagram after each
+        input anyway (Contract 2), so ``driver.send_message``'s own flush would be a second
+        one per reply.
+        """
         kind = type(event)
-        if kind is events.MessageReceived:
-            self._on_message(event)  # type: ignore[arg-type]
-        elif kind is events.MessageAcked:
+        if kind is events.MessageAcked:
             addr, message_id = event.addr, event.message_id  # type: ignore[union-attr]
             self._cache.reply_acked(addr, message_id)
             unacked = self._unacked_replies
@@ -224,25 +229,18 @@ class Server:
                 unacked.discard((addr, message_id))
                 if self._shutting_down:
                     self._check_drained()
-        else:
+            return
+        if kind is not events.MessageReceived:
             self._on_event[kind](event)
-
-    def _on_message(self, event: events.MessageReceived) -> None:
-        """A message from a client: admit a CALL and run (or queue) it; see also _on_kind.
-
-        This is the server's per-call hot path, hence one function. Replies sent while a
-        message is handled (inline handlers, refusals, cached replays, pings) only queue in
-        the endpoint: the driver sends every pending datagram after each input anyway
-        (Contract 2), so ``driver.send_message``'s own flush would be a second one per reply.
-        """
+            return
         addr = event.addr
         try:
-            message = callproto.decode_untrusted(event.payload)
+            message = callproto.decode_untrusted(event.payload)  # type: ignore[union-attr]
             if type(message) is not tuple:  # not a CALL
                 handler = self._on_kind.get(message[0])  # type: ignore[call-overload]
                 if handler is None:
                     raise ProtocolError("unexpected message kind")  # noqa: TRY301
-                handler(addr, event.peer_epoch, message)
+                handler(addr, event.peer_epoch, message)  # type: ignore[union-attr]
                 return
         except ProtocolError:
             self._malformed += 1
@@ -259,7 +257,7 @@ class Server:
             _, status, body = self._services.resolve(service, version, method)
             self._refuse(addr, call_no, status, body)
             return
-        key = (addr, event.peer_epoch)
+        key = (addr, event.peer_epoch)  # type: ignore[union-attr]
         driver = self._driver
         assert driver is not None
         now = driver.input_time  # when the CALL arrived: no clock read
