@@ -57,6 +57,11 @@ class MethodSpec(Generic[R]):
     _arg_plan: tuple[tuple[int, str, bool, _Codec, _Codec, type], ...] = dataclasses.field(
         init=False, repr=False, compare=False
     )
+    #: ``(number, plain type)`` of a method's only parameter when it is required and has a
+    #: plain type (``TypeDesc.plain``: a ``bytes`` payload); ``None`` otherwise.
+    _single_plain: tuple[int, type] | None = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
     #: Results of exactly this type are returned as they are (``TypeDesc.plain``; for ``void``
     #: methods ``NoneType``): both clients check it before calling :meth:`decode_result`.
     result_plain: type = dataclasses.field(init=False, repr=False, compare=False)
@@ -74,6 +79,13 @@ class MethodSpec(Generic[R]):
             for p in self.params
         )
         object.__setattr__(self, "_arg_plan", plan)
+        only = self.params[0] if len(self.params) == 1 else None
+        single = (
+            (only.number, only.type.plain)
+            if only is not None and not only.optional and only.type.plain is not None
+            else None
+        )
+        object.__setattr__(self, "_single_plain", single)
         object.__setattr__(self, "result_plain", _plain(self.result))
         object.__setattr__(self, "_throws_by_number", dict(self.throws))
         object.__setattr__(self, "_result_path", f"{self.name}() result")
@@ -83,6 +95,12 @@ class MethodSpec(Generic[R]):
 
     def encode_args(self, args: Sequence[object]) -> object:
         """Validate positional arguments and return the wire map ``{param_number: value}``."""
+        single = self._single_plain
+        if single is not None and len(args) == 1:  # the one-payload method: no loop at all
+            value = args[0]
+            number, plain = single
+            if type(value) is plain:
+                return {number: value}
         plan = self._arg_plan
         if len(args) != len(plan):
             raise ValidationError(
@@ -112,6 +130,11 @@ class MethodSpec(Generic[R]):
         """
         if not isinstance(wire, dict):
             raise ValidationError(f"{self.name}()", "arguments are not a map")
+        single = self._single_plain
+        if single is not None:  # the one-payload method: no loop, no list
+            value = wire.get(single[0], _ABSENT)
+            if type(value) is single[1]:
+                return (value,)
         out: list[object] = []
         get = wire.get
         for number, name, optional, _, decode, plain in self._arg_plan:

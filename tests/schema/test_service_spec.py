@@ -81,3 +81,42 @@ def test_service_lookup() -> None:
     assert SERVICE.method(6) is None
     assert DIVIDE.python_name == "divide"
     assert hash(SERVICE) == hash(rpc.ServiceSpec("Calc", 1, ()))
+
+
+def test_plain_values_skip_conversion_and_others_are_still_checked() -> None:
+    # A method whose one parameter and result are plain (bytes): values of exactly that type
+    # pass as they are, anything else takes the checked path with the same errors as before.
+    put = rpc.MethodSpec[bytes](
+        name="put",
+        number=1,
+        params=(rpc.Param(1, "blob", rpc.schema.BYTES),),
+        result=rpc.schema.BYTES,
+    )
+    blob = b"payload"
+    assert put.encode_args((blob,))[1] is blob  # type: ignore[index]
+    assert put.encode_args((bytearray(b"ab"),)) == {1: b"ab"}
+    assert put.decode_args({1: blob})[0] is blob
+    assert put.decode_result(blob) is blob
+    with pytest.raises(ValidationError, match=r"put\(blob\): expected bytes, got str"):
+        put.encode_args(("text",))
+    with pytest.raises(ValidationError, match=r"put\(blob\): required argument is None"):
+        put.encode_args((None,))
+    with pytest.raises(ValidationError, match=r"put\(\): takes 1 arguments, 2 given"):
+        put.encode_args((blob, blob))
+    with pytest.raises(ValidationError, match=r"put\(blob\): required argument is missing"):
+        put.decode_args({2: blob})
+    with pytest.raises(ValidationError, match=r"put\(blob\): expected bytes, got str"):
+        put.decode_args({1: "text"})
+    with pytest.raises(ValidationError, match=r"put\(\) result: expected bytes, got int"):
+        put.decode_result(3)
+    bounded = rpc.MethodSpec[None](
+        name="small",
+        number=2,
+        params=(rpc.Param(1, "blob", rpc.schema.Bytes(max_len=2)),),
+        result=None,
+    )
+    with pytest.raises(ValidationError, match=r"small\(blob\): 7 bytes exceed bytes<2>"):
+        bounded.encode_args((blob,))  # a bounded type is never plain
+    assert bounded.encode_result(None) is None
+    with pytest.raises(ValidationError, match="void method returned a value"):
+        bounded.decode_result(blob)
