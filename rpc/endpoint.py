@@ -8,9 +8,10 @@ is in docs/protocol.md).
 
 from __future__ import annotations
 
-import heapq
 import secrets
 from collections import deque
+from heapq import heapify, heappop, heappush, heapreplace
+from typing import Final
 
 from rpc.compression import Compressor
 from rpc.config import TransportConfig
@@ -41,21 +42,21 @@ from rpc.wire import (
 
 #: Seconds between sweeps for idle peers, so a server's peer table shrinks back after its
 #: clients leave (a peer lives ``peer_idle_eviction`` plus at most this; acceptance scenario 14).
-IDLE_SWEEP_INTERVAL = 1.0
+IDLE_SWEEP_INTERVAL: Final = 1.0
 #: Closed sessions' epochs remembered, so their stragglers and replays (from any address) are
 #: dropped instead of starting a new session that would run their calls again.
-CLOSED_EPOCHS = 4096
+CLOSED_EPOCHS: Final = 4096
 #: Copies of a CLOSE sent: it is best effort (never retransmitted), a second copy survives a
 #: single loss.
-CLOSE_COPIES = 2
+CLOSE_COPIES: Final = 2
 #: Stands in the epoch index for the address of a closed session: matches no real address.
-_CLOSED: Address = ("", -1)
+_CLOSED: Final[Address] = ("", -1)
 #: What the endpoint accepts as a payload or a datagram; anything but ``bytes`` is copied once.
 BytesLike = bytes | bytearray | memoryview
 
 
 #: The counters that belong to no peer (the fields of :class:`_EndpointCounters`).
-_ENDPOINT_COUNTER_NAMES = (
+_ENDPOINT_COUNTER_NAMES: Final = (
     "address_mismatch_drops",
     "closes_sent",
     "crc_failures",
@@ -113,8 +114,10 @@ class Endpoint:
         self._events: deque[TransportEvent] = deque()
         self._max_events = self.config.max_events
         self._dirty: dict[Address, None] = {}  # peers that may have something to send
-        # Heap of (deadline, seq, peer); an entry is live while peer.scheduled equals its
-        # deadline (forgotten peers get None), stale ones are skipped or compacted away.
+        # Heap of (deadline, seq, peer). A peer's live entry is the one at its heap_deadline,
+        # never later than its real deadline (peer.scheduled): a deadline that moves later
+        # leaves the entry where it is, and the entry is moved only when it reaches the top.
+        # Other entries are superseded: skipped when popped, or compacted away.
         self._timers: list[tuple[float, int, Peer]] = []
         self._timer_seq = 0
         self._compact_at = 64  # heap size that triggers dropping superseded entries
@@ -173,6 +176,7 @@ class Endpoint:
         peer.reassembler.clear()
         self._retired.add(peer.counters)
         peer.scheduled = None
+        peer.heap_deadline = None  # its heap entry, if any, is superseded
         self._dirty.pop(addr, None)
 
     def close_peer(self, addr: Address, *, now: float) -> None:
@@ -391,9 +395,18 @@ class Endpoint:
         timers = self._timers
         while timers:
             deadline, _, peer = timers[0]
-            if peer.scheduled == deadline:
-                return deadline
-            heapq.heappop(timers)  # superseded entry
+            if deadline == peer.heap_deadline:
+                scheduled = peer.scheduled
+                if scheduled is not None:
+                    if scheduled == deadline:
+                        return deadline
+                    # Its deadline moved later since the entry was pushed: move the entry.
+                    self._timer_seq += 1
+                    heapreplace(timers, (scheduled, self._timer_seq, peer))
+                    peer.heap_deadline = scheduled
+                    continue
+                peer.heap_deadline = None
+            heappop(timers)  # superseded entry
         return None
 
     def handle_timer(self, *, now: float) -> None:
@@ -403,8 +416,15 @@ class Endpoint:
         timers = self._timers
         due: list[Peer] = []
         while timers and timers[0][0] <= now:
-            deadline, _, peer = heapq.heappop(timers)
-            if peer.scheduled != deadline:
+            deadline, _, peer = heappop(timers)
+            if deadline != peer.heap_deadline:
+                continue  # superseded
+            peer.heap_deadline = None
+            scheduled = peer.scheduled
+            if scheduled is None:
+                continue
+            if scheduled > now:  # moved later since the entry was pushed: not due yet
+                self._push_timer(peer, scheduled)
                 continue
             peer.scheduled = None
             due.append(peer)
@@ -423,20 +443,24 @@ class Endpoint:
 
     def _reschedule(self, peer: Peer) -> None:
         deadline = peer.timer()
-        if deadline == peer.scheduled:
-            return
         peer.scheduled = deadline
         if deadline is None:
             return
+        queued = peer.heap_deadline
+        if queued is None or deadline < queued:  # a later deadline keeps the earlier entry
+            self._push_timer(peer, deadline)
+
+    def _push_timer(self, peer: Peer, deadline: float) -> None:
         self._timer_seq += 1
         timers = self._timers
-        heapq.heappush(timers, (deadline, self._timer_seq, peer))
+        heappush(timers, (deadline, self._timer_seq, peer))
+        peer.heap_deadline = deadline
         if len(timers) > self._compact_at:
             self._compact_timers()
 
     def _compact_timers(self) -> None:
-        live = [entry for entry in self._timers if entry[2].scheduled == entry[0]]
-        heapq.heapify(live)
+        live = [entry for entry in self._timers if entry[2].heap_deadline == entry[0]]
+        heapify(live)
         self._timers = live
         self._compact_at = 4 * len(live) + 64
 
