@@ -8,9 +8,10 @@ is in docs/protocol.md).
 
 from __future__ import annotations
 
+import heapq
+import math
 import secrets
 from collections import deque
-from heapq import heapify, heappop, heappush, heapreplace
 from typing import Final
 
 from rpc.compression import Compressor
@@ -49,6 +50,13 @@ CLOSED_EPOCHS: Final = 4096
 #: Copies of a CLOSE sent: it is best effort (never retransmitted), a second copy survives a
 #: single loss.
 CLOSE_COPIES: Final = 2
+#: A peer's timer fields (``scheduled``, ``heap_deadline``) when it has no deadline: a float,
+#: so that the compiled core compares them without boxing.
+NEVER: Final = math.inf
+# Bound once, as Final: the compiled core calls them without a module or dict lookup.
+_heappop: Final = heapq.heappop
+_heappush: Final = heapq.heappush
+_heapreplace: Final = heapq.heapreplace
 #: Stands in the epoch index for the address of a closed session: matches no real address.
 _CLOSED: Final[Address] = ("", -1)
 #: What the endpoint accepts as a payload or a datagram; anything but ``bytes`` is copied once.
@@ -113,7 +121,8 @@ class Endpoint:
         self._closed: deque[int] = deque()
         self._events: deque[TransportEvent] = deque()
         self._max_events = self.config.max_events
-        self._dirty: dict[Address, None] = {}  # peers that may have something to send
+        # Peers that may have something to send (a forgotten peer is taken out at once).
+        self._dirty: dict[Address, Peer] = {}
         # Heap of (deadline, seq, peer). A peer's live entry is the one at its heap_deadline,
         # never later than its real deadline (peer.scheduled): a deadline that moves later
         # leaves the entry where it is, and the entry is moved only when it reaches the top.
@@ -156,7 +165,7 @@ class Endpoint:
         message_id = self._next_message_id
         self._next_message_id += 1
         peer.queue_message(message_id, wire, compressed, now)
-        self._dirty[addr] = None  # its timers are recomputed when it is next looked at
+        self._dirty[addr] = peer  # its timers are recomputed when it is next looked at
         return message_id
 
     def send_capacity(self, addr: Address) -> int:
@@ -175,8 +184,8 @@ class Endpoint:
         peer.abandon()
         peer.reassembler.clear()
         self._retired.add(peer.counters)
-        peer.scheduled = None
-        peer.heap_deadline = None  # its heap entry, if any, is superseded
+        peer.scheduled = NEVER
+        peer.heap_deadline = NEVER  # its heap entry, if any, is superseded
         self._dirty.pop(addr, None)
 
     def close_peer(self, addr: Address, *, now: float) -> None:
@@ -274,7 +283,7 @@ class Endpoint:
         if dgram.receiver_epoch == self.epoch:
             peer.validated = True  # it echoed our epoch, so it receives at this address
         peer.on_datagram(dgram, len(data), now)
-        self._dirty[addr] = None  # its timers are recomputed when it is next looked at
+        self._dirty[addr] = peer  # its timers are recomputed when it is next looked at
 
     def _charge(self, addr: Address) -> Counters:
         peer = self._peers.get(addr)
@@ -397,16 +406,16 @@ class Endpoint:
             deadline, _, peer = timers[0]
             if deadline == peer.heap_deadline:
                 scheduled = peer.scheduled
-                if scheduled is not None:
-                    if scheduled == deadline:
-                        return deadline
+                if scheduled == deadline:
+                    return deadline
+                if scheduled != NEVER:
                     # Its deadline moved later since the entry was pushed: move the entry.
                     self._timer_seq += 1
-                    heapreplace(timers, (scheduled, self._timer_seq, peer))
+                    _heapreplace(timers, (scheduled, self._timer_seq, peer))
                     peer.heap_deadline = scheduled
                     continue
-                peer.heap_deadline = None
-            heappop(timers)  # superseded entry
+                peer.heap_deadline = NEVER
+            _heappop(timers)  # superseded entry
         return None
 
     def handle_timer(self, *, now: float) -> None:
@@ -416,51 +425,48 @@ class Endpoint:
         timers = self._timers
         due: list[Peer] = []
         while timers and timers[0][0] <= now:
-            deadline, _, peer = heappop(timers)
+            deadline, _, peer = _heappop(timers)
             if deadline != peer.heap_deadline:
                 continue  # superseded
-            peer.heap_deadline = None
+            peer.heap_deadline = NEVER
             scheduled = peer.scheduled
-            if scheduled is None:
+            if scheduled == NEVER:
                 continue
             if scheduled > now:  # moved later since the entry was pushed: not due yet
                 self._push_timer(peer, scheduled)
                 continue
-            peer.scheduled = None
+            peer.scheduled = NEVER
             due.append(peer)
         for peer in due:
             peer.on_timer(now)
-            self._dirty[peer.addr] = None
+            self._dirty[peer.addr] = peer
             self._reschedule(peer)
 
     def _reschedule_dirty(self) -> None:
         """Recompute the deadlines of peers touched since (they stay marked for sending)."""
-        peers = self._peers
-        for addr in self._dirty:
-            peer = peers.get(addr)
-            if peer is not None:
-                self._reschedule(peer)
+        for peer in self._dirty.values():
+            self._reschedule(peer)
 
     def _reschedule(self, peer: Peer) -> None:
         deadline = peer.timer()
-        peer.scheduled = deadline
         if deadline is None:
+            peer.scheduled = NEVER
             return
-        queued = peer.heap_deadline
-        if queued is None or deadline < queued:  # a later deadline keeps the earlier entry
+        peer.scheduled = deadline
+        if deadline < peer.heap_deadline:  # a later deadline keeps the earlier entry
             self._push_timer(peer, deadline)
 
     def _push_timer(self, peer: Peer, deadline: float) -> None:
         self._timer_seq += 1
         timers = self._timers
-        heappush(timers, (deadline, self._timer_seq, peer))
+        _heappush(timers, (deadline, self._timer_seq, peer))
         peer.heap_deadline = deadline
         if len(timers) > self._compact_at:
             self._compact_timers()
 
     def _compact_timers(self) -> None:
         live = [entry for entry in self._timers if entry[2].heap_deadline == entry[0]]
-        heapify(live)
+        heapq.heapify(live)
         self._timers = live
         self._compact_at = 4 * len(live) + 64
 
@@ -476,12 +482,8 @@ class Endpoint:
             self._notices.clear()
         dirty = self._dirty
         self._dirty = {}
-        peers = self._peers
         epoch = self.epoch
-        for addr in dirty:
-            peer = peers.get(addr)
-            if peer is None:
-                continue
+        for peer in dirty.values():
             if peer.build(now, epoch, out) and peer.next_pn > self._pn_base:
                 self._pn_base = peer.next_pn
             self._reschedule(peer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Final
@@ -110,9 +111,10 @@ class Peer:
         now: float,
     ) -> None:
         self.addr = addr
-        self.scheduled: float | None = None  # its deadline, as the endpoint last computed it
-        #: The deadline of its live entry in the endpoint's timer heap (at most ``scheduled``).
-        self.heap_deadline: float | None = None
+        # Its deadline as the endpoint last computed it, and the deadline of its live entry in
+        # the endpoint's timer heap (at most ``scheduled``); math.inf for none.
+        self.scheduled = math.inf
+        self.heap_deadline = math.inf
         self.config = config
         self.compressor = compressor
         self.emit = emit

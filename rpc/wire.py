@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, cast
 
 from rpc import crc
 from rpc.errors import BadDatagram
@@ -65,6 +65,12 @@ _ACK_DATA_MIN: Final = _HEAD_ACK_DATA.size + CRC_SIZE
 _SMALL_FRAGMENT: Final = 2048
 
 HEADER_SIZE: Final = HEADER.size
+_HEAD_ACK_DATA_SIZE: Final = _HEAD_ACK_DATA.size
+#: What the structs unpack to. struct says ``tuple[Any, ...]``; cast to these (a checked
+#: conversion when compiled), the fields are native ints and compare without boxing.
+_HeaderFields = tuple[int, int, int, int, int, int, int]
+_AckDataFields = tuple[int, int, int, int, int, int, int, int, int, int, int, int, int, int, int]
+_FourFields = tuple[int, int, int, int]
 #: Every fragment but the last of its message carries at least this many bytes.
 MIN_FRAGMENT_SIZE: Final = 256
 MIN_DATAGRAM: Final = HEADER_SIZE + CRC_SIZE
@@ -90,7 +96,19 @@ class Datagram:
     )
 
     def __init__(
-        self, kind: int, flags: int, sender_epoch: int, receiver_epoch: int, packet_number: int
+        self,
+        kind: int,
+        flags: int,
+        sender_epoch: int,
+        receiver_epoch: int,
+        packet_number: int,
+        ack_ranges: list[tuple[int, int]] | None = None,
+        ack_delay_us: int = 0,
+        message_id: int = 0,
+        message_floor: int = 0,
+        total_length: int = 0,
+        offset: int = 0,
+        fragment: memoryview | bytes = b"",
     ) -> None:
         self.kind = kind
         self.flags = flags
@@ -98,13 +116,13 @@ class Datagram:
         self.receiver_epoch = receiver_epoch
         self.packet_number = packet_number
         #: Acknowledged packet numbers as inclusive ``(low, high)`` pairs, highest first.
-        self.ack_ranges: list[tuple[int, int]] = []
-        self.ack_delay_us = 0
-        self.message_id = 0
-        self.message_floor = 0
-        self.total_length = 0
-        self.offset = 0
-        self.fragment: memoryview | bytes = b""
+        self.ack_ranges: list[tuple[int, int]] = [] if ack_ranges is None else ack_ranges
+        self.ack_delay_us = ack_delay_us
+        self.message_id = message_id
+        self.message_floor = message_floor
+        self.total_length = total_length
+        self.offset = offset
+        self.fragment = fragment
 
 
 def encode_ack(ranges: Sequence[Sequence[int]], ack_delay_us: int) -> bytes:
@@ -249,7 +267,8 @@ def decode_datagram_untrusted(data: bytes) -> Datagram:
 
 def _decode_general(data: bytes, size: int) -> Datagram:
     """Any datagram whose CRC is valid (``size`` is at least :data:`MIN_DATAGRAM`)."""
-    magic, version, kind, flags, sender, receiver, pn = HEADER.unpack_from(data)
+    fields = cast(_HeaderFields, HEADER.unpack_from(data))
+    magic, version, kind, flags, sender, receiver, pn = fields
     if magic != MAGIC:
         raise BadDatagram("bad magic")
     if version != VERSION:
@@ -281,15 +300,16 @@ def _decode_general(data: bytes, size: int) -> Datagram:
 def _decode_ack_data(data: bytes, size: int) -> Datagram:
     """A PACKET with a one-range ACK and DATA (flags exactly ACK|DATA): the same checks as
     the general path, with every fixed field unpacked at once."""
+    fields = cast(_AckDataFields, _HEAD_ACK_DATA.unpack_from(data))
     (magic, version, kind, _, sender, receiver, pn, high, delay_us, _, length,
-     message_id, floor, total, offset) = _HEAD_ACK_DATA.unpack_from(data)  # fmt: skip
+     message_id, floor, total, offset) = fields  # fmt: skip
     if magic != MAGIC or version != VERSION or kind != TYPE_PACKET or sender == 0:
         raise BadDatagram("bad header")
     low = high - length
     if low < 0:
         raise BadDatagram("ack range below zero")
     end = size - CRC_SIZE
-    pos = _HEAD_ACK_DATA.size
+    pos = _HEAD_ACK_DATA_SIZE
     fragment_length = end - pos
     if offset + fragment_length > total:
         raise BadDatagram("fragment beyond message end")
@@ -297,23 +317,17 @@ def _decode_ack_data(data: bytes, size: int) -> Datagram:
         raise BadDatagram("empty fragment")
     if floor > message_id:
         raise BadDatagram("message floor above message id")
-    dgram = Datagram(TYPE_PACKET, _ACK_DATA, sender, receiver, pn)
-    dgram.ack_ranges = [(low, high)]
-    dgram.ack_delay_us = delay_us
-    dgram.message_id = message_id
-    dgram.message_floor = floor
-    dgram.total_length = total
-    dgram.offset = offset
-    dgram.fragment = (
-        data[pos:end] if fragment_length < _SMALL_FRAGMENT else memoryview(data)[pos:end]
-    )
-    return dgram
+    fragment = data[pos:end] if fragment_length < _SMALL_FRAGMENT else memoryview(data)[pos:end]
+    return Datagram(
+        TYPE_PACKET, _ACK_DATA, sender, receiver, pn,
+        [(low, high)], delay_us, message_id, floor, total, offset, fragment,
+    )  # fmt: skip
 
 
 def _decode_ack(data: bytes, pos: int, end: int, dgram: Datagram) -> int:
     if pos + ACK_HEAD.size > end:
         raise BadDatagram("truncated ack")
-    high, delay_us, count, length = ACK_HEAD.unpack_from(data, pos)
+    high, delay_us, count, length = cast(_FourFields, ACK_HEAD.unpack_from(data, pos))
     pos += ACK_HEAD.size
     if count == 0:
         raise BadDatagram("ack without ranges")
@@ -342,7 +356,7 @@ def _decode_ack(data: bytes, pos: int, end: int, dgram: Datagram) -> int:
 def _decode_data(data: bytes, pos: int, end: int, dgram: Datagram) -> None:
     if pos + DATA_HEAD.size > end:
         raise BadDatagram("truncated data head")
-    message_id, floor, total, offset = DATA_HEAD.unpack_from(data, pos)
+    message_id, floor, total, offset = cast(_FourFields, DATA_HEAD.unpack_from(data, pos))
     pos += DATA_HEAD.size
     length = end - pos
     if offset + length > total:
