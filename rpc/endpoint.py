@@ -121,8 +121,9 @@ class Endpoint:
         self._closed: deque[int] = deque()
         self._events: deque[TransportEvent] = deque()
         self._max_events = self.config.max_events
-        # Peers that may have something to send (a forgotten peer is taken out at once).
-        self._dirty: dict[Address, Peer] = {}
+        # Peers that may have something to send (a forgotten peer is taken out at once). Keyed
+        # by the Peer itself: identity hashing, where an address tuple would be hashed anew.
+        self._dirty: dict[Peer, None] = {}
         # Heap of (deadline, seq, peer). A peer's live entry is the one at its heap_deadline,
         # never later than its real deadline (peer.scheduled): a deadline that moves later
         # leaves the entry where it is, and the entry is moved only when it reaches the top.
@@ -165,7 +166,7 @@ class Endpoint:
         message_id = self._next_message_id
         self._next_message_id += 1
         peer.queue_message(message_id, wire, compressed, now)
-        self._dirty[addr] = peer  # its timers are recomputed when it is next looked at
+        self._dirty[peer] = None  # its timers are recomputed when it is next looked at
         return message_id
 
     def send_capacity(self, addr: Address) -> int:
@@ -186,7 +187,7 @@ class Endpoint:
         self._retired.add(peer.counters)
         peer.scheduled = NEVER
         peer.heap_deadline = NEVER  # its heap entry, if any, is superseded
-        self._dirty.pop(addr, None)
+        self._dirty.pop(peer, None)
 
     def close_peer(self, addr: Address, *, now: float) -> None:
         """End the session with ``addr`` cleanly, then forget it (like :meth:`forget_peer`).
@@ -253,16 +254,19 @@ class Endpoint:
         except BadDatagram:
             self._charge(addr).malformed_dropped += 1
             return
-        home = self._epoch_addrs.get(dgram.sender_epoch)
-        if home is not None and home != addr:
-            if home is _CLOSED:
-                self._charge(addr).old_epoch_dropped += 1  # a straggler of a closed session
-            else:
-                # A live session's datagram from elsewhere: a replay or an impostor. Trusting
-                # it would create a second peer (and re-run its calls): it changes nothing.
-                self._counters.address_mismatch_drops += 1
-            return
         peer = self._peers.get(addr)
+        # The epoch index maps the epoch of every live peer to that peer's address, so when
+        # the peer at ``addr`` already has this sender epoch (the common case) it agrees.
+        if peer is None or dgram.sender_epoch != peer.epoch:
+            home = self._epoch_addrs.get(dgram.sender_epoch)
+            if home is not None and home != addr:
+                if home is _CLOSED:
+                    self._charge(addr).old_epoch_dropped += 1  # a straggler of a closed session
+                else:
+                    # A live session's datagram from elsewhere: a replay or an impostor.
+                    # Trusting it would create a second peer (and re-run its calls).
+                    self._counters.address_mismatch_drops += 1
+                return
         if dgram.kind != TYPE_PACKET:
             if dgram.kind == TYPE_CLOSE:
                 self._on_close(dgram, peer, now)
@@ -283,7 +287,7 @@ class Endpoint:
         if dgram.receiver_epoch == self.epoch:
             peer.validated = True  # it echoed our epoch, so it receives at this address
         peer.on_datagram(dgram, len(data), now)
-        self._dirty[addr] = peer  # its timers are recomputed when it is next looked at
+        self._dirty[peer] = None  # its timers are recomputed when it is next looked at
 
     def _charge(self, addr: Address) -> Counters:
         peer = self._peers.get(addr)
@@ -439,12 +443,12 @@ class Endpoint:
             due.append(peer)
         for peer in due:
             peer.on_timer(now)
-            self._dirty[peer.addr] = peer
+            self._dirty[peer] = None
             self._reschedule(peer)
 
     def _reschedule_dirty(self) -> None:
         """Recompute the deadlines of peers touched since (they stay marked for sending)."""
-        for peer in self._dirty.values():
+        for peer in self._dirty:
             self._reschedule(peer)
 
     def _reschedule(self, peer: Peer) -> None:
@@ -483,7 +487,7 @@ class Endpoint:
         dirty = self._dirty
         self._dirty = {}
         epoch = self.epoch
-        for peer in dirty.values():
+        for peer in dirty:
             if peer.build(now, epoch, out) and peer.next_pn > self._pn_base:
                 self._pn_base = peer.next_pn
             self._reschedule(peer)
