@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import zstandard
 
 from rpc.errors import BadDatagram
 
 #: Large payloads are compressed only if their first SAMPLE_SIZE bytes shrink below
 #: SAMPLE_WORTHWHILE of their size (already-compressed or random data is sent as it is).
-SAMPLE_SIZE = 16 * 1024
-SAMPLE_WORTHWHILE = 0.9
+SAMPLE_SIZE: Final = 16 * 1024
+SAMPLE_WORTHWHILE: Final = 0.9
 
 
 class Compressor:

@@ -7,16 +7,17 @@ request/response workload and cited in ``docs/protocol.md``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from rpc.errors import InvalidArgument
 
 #: RFC 9000 §14: a UDP payload of 1200 bytes crosses any IPv6 path and practically every IPv4 one.
-DEFAULT_MAX_DATAGRAM_SIZE = 1200
+DEFAULT_MAX_DATAGRAM_SIZE: Final = 1200
 #: Largest UDP payload over IPv4 (65535 - 20 IP header - 8 UDP header), used on loopback and LANs.
-MAX_UDP_PAYLOAD = 65507
+MAX_UDP_PAYLOAD: Final = 65507
 #: RFC 791: every IPv4 host accepts 576-byte datagrams; it leaves room for a fragment of at least
 #: rpc.wire.MIN_FRAGMENT_SIZE bytes beside a full header and piggy-backed ACK.
-MIN_DATAGRAM_SIZE = 576
+MIN_DATAGRAM_SIZE: Final = 576
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,10 @@ is in docs/protocol.md).
 from __future__ import annotations
 
 import heapq
+import math
 import secrets
 from collections import deque
+from typing import Final
 
 from rpc.compression import Compressor
 from rpc.config import TransportConfig
@@ -41,21 +43,28 @@ from rpc.wire import (
 
 #: Seconds between sweeps for idle peers, so a server's peer table shrinks back after its
 #: clients leave (a peer lives ``peer_idle_eviction`` plus at most this; acceptance scenario 14).
-IDLE_SWEEP_INTERVAL = 1.0
+IDLE_SWEEP_INTERVAL: Final = 1.0
 #: Closed sessions' epochs remembered, so their stragglers and replays (from any address) are
 #: dropped instead of starting a new session that would run their calls again.
-CLOSED_EPOCHS = 4096
+CLOSED_EPOCHS: Final = 4096
 #: Copies of a CLOSE sent: it is best effort (never retransmitted), a second copy survives a
 #: single loss.
-CLOSE_COPIES = 2
+CLOSE_COPIES: Final = 2
+#: A peer's timer fields (``scheduled``, ``heap_deadline``) when it has no deadline: a float,
+#: so that the compiled core compares them without boxing.
+NEVER: Final = math.inf
+# Bound once, as Final: the compiled core calls them without a module or dict lookup.
+_heappop: Final = heapq.heappop
+_heappush: Final = heapq.heappush
+_heapreplace: Final = heapq.heapreplace
 #: Stands in the epoch index for the address of a closed session: matches no real address.
-_CLOSED: Address = ("", -1)
+_CLOSED: Final[Address] = ("", -1)
 #: What the endpoint accepts as a payload or a datagram; anything but ``bytes`` is copied once.
 BytesLike = bytes | bytearray | memoryview
 
 
 #: The counters that belong to no peer (the fields of :class:`_EndpointCounters`).
-_ENDPOINT_COUNTER_NAMES = (
+_ENDPOINT_COUNTER_NAMES: Final = (
     "address_mismatch_drops",
     "closes_sent",
     "crc_failures",
@@ -112,9 +121,13 @@ class Endpoint:
         self._closed: deque[int] = deque()
         self._events: deque[TransportEvent] = deque()
         self._max_events = self.config.max_events
-        self._dirty: dict[Address, None] = {}  # peers that may have something to send
-        # Heap of (deadline, seq, peer); an entry is live while peer.scheduled equals its
-        # deadline (forgotten peers get None), stale ones are skipped or compacted away.
+        # Peers that may have something to send (a forgotten peer is taken out at once). Keyed
+        # by the Peer itself: identity hashing, where an address tuple would be hashed anew.
+        self._dirty: dict[Peer, None] = {}
+        # Heap of (deadline, seq, peer). A peer's live entry is the one at its heap_deadline,
+        # never later than its real deadline (peer.scheduled): a deadline that moves later
+        # leaves the entry where it is, and the entry is moved only when it reaches the top.
+        # Other entries are superseded: skipped when popped, or compacted away.
         self._timers: list[tuple[float, int, Peer]] = []
         self._timer_seq = 0
         self._compact_at = 64  # heap size that triggers dropping superseded entries
@@ -153,7 +166,7 @@ class Endpoint:
         message_id = self._next_message_id
         self._next_message_id += 1
         peer.queue_message(message_id, wire, compressed, now)
-        self._dirty[addr] = None  # its timers are recomputed when it is next looked at
+        self._dirty[peer] = None  # its timers are recomputed when it is next looked at
         return message_id
 
     def send_capacity(self, addr: Address) -> int:
@@ -172,8 +185,9 @@ class Endpoint:
         peer.abandon()
         peer.reassembler.clear()
         self._retired.add(peer.counters)
-        peer.scheduled = None
-        self._dirty.pop(addr, None)
+        peer.scheduled = NEVER
+        peer.heap_deadline = NEVER  # its heap entry, if any, is superseded
+        self._dirty.pop(peer, None)
 
     def close_peer(self, addr: Address, *, now: float) -> None:
         """End the session with ``addr`` cleanly, then forget it (like :meth:`forget_peer`).
@@ -240,16 +254,19 @@ class Endpoint:
         except BadDatagram:
             self._charge(addr).malformed_dropped += 1
             return
-        home = self._epoch_addrs.get(dgram.sender_epoch)
-        if home is not None and home != addr:
-            if home is _CLOSED:
-                self._charge(addr).old_epoch_dropped += 1  # a straggler of a closed session
-            else:
-                # A live session's datagram from elsewhere: a replay or an impostor. Trusting
-                # it would create a second peer (and re-run its calls): it changes nothing.
-                self._counters.address_mismatch_drops += 1
-            return
         peer = self._peers.get(addr)
+        # The epoch index maps the epoch of every live peer to that peer's address, so when
+        # the peer at ``addr`` already has this sender epoch (the common case) it agrees.
+        if peer is None or dgram.sender_epoch != peer.epoch:
+            home = self._epoch_addrs.get(dgram.sender_epoch)
+            if home is not None and home != addr:
+                if home is _CLOSED:
+                    self._charge(addr).old_epoch_dropped += 1  # a straggler of a closed session
+                else:
+                    # A live session's datagram from elsewhere: a replay or an impostor.
+                    # Trusting it would create a second peer (and re-run its calls).
+                    self._counters.address_mismatch_drops += 1
+                return
         if dgram.kind != TYPE_PACKET:
             if dgram.kind == TYPE_CLOSE:
                 self._on_close(dgram, peer, now)
@@ -270,7 +287,7 @@ class Endpoint:
         if dgram.receiver_epoch == self.epoch:
             peer.validated = True  # it echoed our epoch, so it receives at this address
         peer.on_datagram(dgram, len(data), now)
-        self._dirty[addr] = None  # its timers are recomputed when it is next looked at
+        self._dirty[peer] = None  # its timers are recomputed when it is next looked at
 
     def _charge(self, addr: Address) -> Counters:
         peer = self._peers.get(addr)
@@ -391,9 +408,18 @@ class Endpoint:
         timers = self._timers
         while timers:
             deadline, _, peer = timers[0]
-            if peer.scheduled == deadline:
-                return deadline
-            heapq.heappop(timers)  # superseded entry
+            if deadline == peer.heap_deadline:
+                scheduled = peer.scheduled
+                if scheduled == deadline:
+                    return deadline
+                if scheduled != NEVER:
+                    # Its deadline moved later since the entry was pushed: move the entry.
+                    self._timer_seq += 1
+                    _heapreplace(timers, (scheduled, self._timer_seq, peer))
+                    peer.heap_deadline = scheduled
+                    continue
+                peer.heap_deadline = NEVER
+            _heappop(timers)  # superseded entry
         return None
 
     def handle_timer(self, *, now: float) -> None:
@@ -403,39 +429,47 @@ class Endpoint:
         timers = self._timers
         due: list[Peer] = []
         while timers and timers[0][0] <= now:
-            deadline, _, peer = heapq.heappop(timers)
-            if peer.scheduled != deadline:
+            deadline, _, peer = _heappop(timers)
+            if deadline != peer.heap_deadline:
+                continue  # superseded
+            peer.heap_deadline = NEVER
+            scheduled = peer.scheduled
+            if scheduled == NEVER:
                 continue
-            peer.scheduled = None
+            if scheduled > now:  # moved later since the entry was pushed: not due yet
+                self._push_timer(peer, scheduled)
+                continue
+            peer.scheduled = NEVER
             due.append(peer)
         for peer in due:
             peer.on_timer(now)
-            self._dirty[peer.addr] = None
+            self._dirty[peer] = None
             self._reschedule(peer)
 
     def _reschedule_dirty(self) -> None:
         """Recompute the deadlines of peers touched since (they stay marked for sending)."""
-        peers = self._peers
-        for addr in self._dirty:
-            peer = peers.get(addr)
-            if peer is not None:
-                self._reschedule(peer)
+        for peer in self._dirty:
+            self._reschedule(peer)
 
     def _reschedule(self, peer: Peer) -> None:
         deadline = peer.timer()
-        if deadline == peer.scheduled:
+        if deadline is None:
+            peer.scheduled = NEVER
             return
         peer.scheduled = deadline
-        if deadline is None:
-            return
+        if deadline < peer.heap_deadline:  # a later deadline keeps the earlier entry
+            self._push_timer(peer, deadline)
+
+    def _push_timer(self, peer: Peer, deadline: float) -> None:
         self._timer_seq += 1
         timers = self._timers
-        heapq.heappush(timers, (deadline, self._timer_seq, peer))
+        _heappush(timers, (deadline, self._timer_seq, peer))
+        peer.heap_deadline = deadline
         if len(timers) > self._compact_at:
             self._compact_timers()
 
     def _compact_timers(self) -> None:
-        live = [entry for entry in self._timers if entry[2].scheduled == entry[0]]
+        live = [entry for entry in self._timers if entry[2].heap_deadline == entry[0]]
         heapq.heapify(live)
         self._timers = live
         self._compact_at = 4 * len(live) + 64
@@ -452,12 +486,8 @@ class Endpoint:
             self._notices.clear()
         dirty = self._dirty
         self._dirty = {}
-        peers = self._peers
         epoch = self.epoch
-        for addr in dirty:
-            peer = peers.get(addr)
-            if peer is None:
-                continue
+        for peer in dirty:
             if peer.build(now, epoch, out) and peer.next_pn > self._pn_base:
                 self._pn_base = peer.next_pn
             self._reschedule(peer)

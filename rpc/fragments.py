@@ -8,6 +8,8 @@ message that was admitted can always complete.
 
 from __future__ import annotations
 
+from typing import Final
+
 from rpc.wire import FLAG_COMPRESSED, MIN_FRAGMENT_SIZE
 
 
@@ -56,16 +58,17 @@ class _Partial:
 #: head and CRC (98 bytes). Shorter non-final fragments are refused as malformed, so an incomplete
 #: message holds at most total / MIN_FRAGMENT + 1 fragments and their bookkeeping (a few hundred
 #: bytes each) stays within a few times the bytes it reserved (acceptance scenario 12).
-MIN_FRAGMENT = 128
+MIN_FRAGMENT: Final = 128
 
 #: Completed-id sets at least this large are pruned when the sender's floor advances.
-PRUNE_AT = 32
+PRUNE_AT: Final = 32
 
 #: Results of :meth:`Reassembler.add` other than a completed payload.
-INCOMPLETE = 0  # stored; more fragments needed
-DUPLICATE = 1  # message already delivered (or fragment already held): acknowledge, deliver nothing
-REFUSED = 2  # over a limit: drop without acknowledging, so the sender retransmits later
-MALFORMED = 3  # inconsistent with earlier fragments: drop
+INCOMPLETE: Final = 0  # stored; more fragments needed
+#: Message already delivered (or fragment already held): acknowledge, deliver nothing.
+DUPLICATE: Final = 1
+REFUSED: Final = 2  # over a limit: drop without acknowledging, so the sender retransmits later
+MALFORMED: Final = 3  # inconsistent with earlier fragments: drop
 
 
 class Reassembler:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 from rpc.acks import AckTracker
 from rpc.compression import Compressor
@@ -42,20 +44,25 @@ from rpc.wire import (
 )
 
 #: RFC 9000 §8.1: before its address is validated, send at most 3x the bytes received from it.
-AMPLIFICATION_FACTOR = 3
+AMPLIFICATION_FACTOR: Final = 3
 #: RFC 9002 §6.2.4: a probe timeout sends up to two ack-eliciting datagrams.
-PTO_PROBES = 2
+PTO_PROBES: Final = 2
 #: Packets in flight examined to find PTO_PROBES distinct fragments to resend.
-PROBE_SCAN = 16
+PROBE_SCAN: Final = 16
 #: Messages whose fragments are sent in turn (round-robin); the rest wait in order. Far below
 #: the receiver's reassembly_messages_per_peer default (256), so interleaving never makes it
 #: refuse fragments.
-INTERLEAVED_MESSAGES = 8
+INTERLEAVED_MESSAGES: Final = 8
 #: ACK ranges that ride along with data: the fragment size reserves room for this many.
-PIGGYBACK_ACK_RANGES = 4
+PIGGYBACK_ACK_RANGES: Final = 4
 
 # What the next datagram carries (see Peer._next_content).
-_NOTHING, _PROBE, _RETRANSMIT, _NEW, _PURE_ACK, _PING = range(6)
+_NOTHING: Final = 0
+_PROBE: Final = 1
+_RETRANSMIT: Final = 2
+_NEW: Final = 3
+_PURE_ACK: Final = 4
+_PING: Final = 5
 
 Emit = Callable[[TransportEvent], None]
 
@@ -75,6 +82,7 @@ class Peer:
         "emit",
         "epoch",
         "fragment_size",
+        "heap_deadline",
         "last_activity",
         "new_queue",
         "next_pn",
@@ -103,7 +111,10 @@ class Peer:
         now: float,
     ) -> None:
         self.addr = addr
-        self.scheduled: float | None = None  # the deadline the endpoint's timer heap holds
+        # Its deadline as the endpoint last computed it, and the deadline of its live entry in
+        # the endpoint's timer heap (at most ``scheduled``); math.inf for none.
+        self.scheduled = math.inf
+        self.heap_deadline = math.inf
         self.config = config
         self.compressor = compressor
         self.emit = emit
@@ -418,7 +429,8 @@ class Peer:
         acks = self.acks
         c = self.counters
         flags = 0
-        ack = None
+        ranges: list[list[int]] | None = None
+        delay_us = 0
         if acks.eliciting_unacked:  # an ACK is owed: it rides on whatever we send
             ranges = acks.ranges
             if len(ranges) > 1:
@@ -429,19 +441,25 @@ class Peer:
                 elif kind != _PURE_ACK:
                     ranges = ranges[:PIGGYBACK_ACK_RANGES]
             delay_us = int((now - acks.largest_time) * 1_000_000 + 0.5)  # rounded
-            ack = (ranges, delay_us if delay_us > 0 else 0)
+            if delay_us < 0:
+                delay_us = 0
             flags = FLAG_ACK
-        data = None
-        fragment = b""
+        pn = self.next_pn
         if msg is not None:
             payload = msg.payload
             fragment = payload[offset : offset + msg.fragment_size]
-            data = (msg.message_id, next(iter(self.outstanding)), len(payload), offset)
             flags |= FLAG_DATA | msg.flags
-        elif kind in (_PROBE, _PING):
-            flags |= FLAG_PING
-        pn = self.next_pn
-        datagram = encode_packet(flags, epoch, self.epoch, pn, ack, data, fragment)
+            floor = next(iter(self.outstanding))
+            datagram = encode_packet(
+                flags, epoch, self.epoch, pn, ranges, delay_us,
+                msg.message_id, floor, len(payload), offset, fragment,
+            )  # fmt: skip
+        else:
+            if kind in (_PROBE, _PING):
+                flags |= FLAG_PING
+            datagram = encode_packet(
+                flags, epoch, self.epoch, pn, ranges, delay_us, 0, 0, 0, 0, b""
+            )
         size = len(datagram)
         if (
             not self.validated
@@ -453,7 +471,7 @@ class Peer:
         self._commit(kind, msg, c)
         self.next_pn = pn + 1
         out.append((datagram, self.addr))
-        if ack is not None:
+        if ranges is not None:
             acks.on_ack_sent()
         if kind == _PURE_ACK:
             c.acks_sent += 1

@@ -7,20 +7,22 @@ packets they concern: no scan of the whole window per ACK.
 
 from __future__ import annotations
 
+from typing import Final
+
 from rpc.fragments import OutgoingMessage
 from rpc.rtt import TIME_THRESHOLD, RttEstimator
 
 #: RFC 9002 §6.1.1: kPacketThreshold, reordering tolerated before a packet is declared lost.
-PACKET_THRESHOLD = 3
+PACKET_THRESHOLD: Final = 3
 #: Upper bound of the adapted packet threshold (RFC 9002 §6.1.1 allows a larger threshold
 #: after observed reordering; RFC 8985 §6.2.4 adapts its reordering window the same way).
-MAX_PACKET_THRESHOLD = 32
+MAX_PACKET_THRESHOLD: Final = 32
 #: Packets declared lost whose late acknowledgement is still recognised as a spurious loss.
-DECLARED_LOST_REMEMBERED = 32
+DECLARED_LOST_REMEMBERED: Final = 32
 #: RFC 9002 §7.2: kMinimumWindow is 2 * max_datagram_size.
-MINIMUM_WINDOW_DATAGRAMS = 2
+MINIMUM_WINDOW_DATAGRAMS: Final = 2
 #: RFC 9002 §7.3.1 / §B.2: kLossReductionFactor.
-LOSS_REDUCTION_FACTOR = 0.5
+LOSS_REDUCTION_FACTOR: Final = 0.5
 
 
 class SentPacket:

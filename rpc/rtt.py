@@ -6,15 +6,17 @@ one transmission and every sample is unambiguous (RFC 9002 §4.2) -- Karn's rule
 
 from __future__ import annotations
 
+from typing import Final
+
 #: RFC 9002 §6.1.2: kGranularity, the timer granularity assumed of the system.
-GRANULARITY = 0.001
+GRANULARITY: Final = 0.001
 #: RFC 6298 §2.3 / RFC 9002 §5.3: alpha = 1/8, beta = 1/4.
-RTT_ALPHA = 0.125
-RTT_BETA = 0.25
+RTT_ALPHA: Final = 0.125
+RTT_BETA: Final = 0.25
 #: RFC 6298 §2.3: RTO = SRTT + max(G, K * RTTVAR) with K = 4.
-RTTVAR_FACTOR = 4
+RTTVAR_FACTOR: Final = 4
 #: RFC 9002 §6.1.2: kTimeThreshold.
-TIME_THRESHOLD = 9 / 8
+TIME_THRESHOLD: Final = 9 / 8
 
 
 class RttEstimator:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Final
 
 from rpc.events import Address
 
 #: The fields of :class:`Counters`, for code that walks them by name.
-COUNTER_NAMES = (
+COUNTER_NAMES: Final = (
     "acks_sent",
     "amplification_limited",
     "bytes_received",

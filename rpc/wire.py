@@ -11,55 +11,70 @@ little-endian so that the CRC of the whole datagram is a constant (:data:`rpc.cr
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Final, cast
 
-from rpc.crc import CRC32C_RESIDUE, crc32c, crc32c_extend
+from rpc import crc
 from rpc.errors import BadDatagram
 
-MAGIC = 0x5552  # "UR"
-VERSION = 1
+# Module constants are Final: mypyc then binds them at compile time (or in a C static) instead
+# of looking each one up in the module's dict on every use, as it must for a plain global.
+CRC32C_RESIDUE: Final = crc.CRC32C_RESIDUE
+_crc32c: Final[Callable[[bytes], int]] = crc.crc32c
+_crc32c_extend: Final[Callable[[int, bytes], int]] = crc.crc32c_extend
+
+MAGIC: Final = 0x5552  # "UR"
+VERSION: Final = 1
 
 #: Datagram types (header byte 3).
-TYPE_PACKET = 1  # a numbered packet: ACK and/or DATA sections, or a PING
-TYPE_EPOCH_NOTICE = 2  # stateless "I am epoch X; I do not know the epoch you addressed"
-TYPE_CLOSE = 3  # "epoch X is closing its session with epoch Y: drop it now" (best effort)
+TYPE_PACKET: Final = 1  # a numbered packet: ACK and/or DATA sections, or a PING
+TYPE_EPOCH_NOTICE: Final = 2  # stateless "I am epoch X; I do not know the epoch you addressed"
+TYPE_CLOSE: Final = 3  # "epoch X is closing its session with epoch Y: drop it now" (best effort)
 #: Types that are a bare header (no sections, flags 0, packet number 0).
-_BARE_TYPES = (TYPE_EPOCH_NOTICE, TYPE_CLOSE)
+_BARE_TYPES: Final = (TYPE_EPOCH_NOTICE, TYPE_CLOSE)
 
 #: Flag bits (header byte 4).
-FLAG_ACK = 0x01  # an ACK section follows the header
-FLAG_DATA = 0x02  # a DATA section follows (after the ACK section, if any)
-FLAG_COMPRESSED = 0x04  # the message this fragment belongs to is zstd-compressed
-FLAG_PING = 0x08  # ack-eliciting although it carries no data (a probe)
-_KNOWN_FLAGS = FLAG_ACK | FLAG_DATA | FLAG_COMPRESSED | FLAG_PING
+FLAG_ACK: Final = 0x01  # an ACK section follows the header
+FLAG_DATA: Final = 0x02  # a DATA section follows (after the ACK section, if any)
+FLAG_COMPRESSED: Final = 0x04  # the message this fragment belongs to is zstd-compressed
+FLAG_PING: Final = 0x08  # ack-eliciting although it carries no data (a probe)
+_KNOWN_FLAGS: Final = FLAG_ACK | FLAG_DATA | FLAG_COMPRESSED | FLAG_PING
 
 
 class CrcMismatch(BadDatagram):
     """The datagram's CRC-32C does not match: corrupted in transit (or not ours at all)."""
 
 
-HEADER = struct.Struct(">HBBBQQQ")  # magic, version, type, flags, sender/receiver epoch, pn
-ACK_HEAD = struct.Struct(">QIBI")  # largest acked, ack delay (µs), range count, first range length
-ACK_RANGE = struct.Struct(">II")  # gap (missing packet numbers, >= 1), range length
-DATA_HEAD = struct.Struct(">QQII")  # message id, message floor, total length, fragment offset
-CRC_SIZE = 4
-_CRC = struct.Struct("<I")
+HEADER: Final = struct.Struct(">HBBBQQQ")  # magic, version, type, flags, sender/receiver epoch, pn
+#: Largest acked, ack delay (µs), range count, first range length.
+ACK_HEAD: Final = struct.Struct(">QIBI")
+ACK_RANGE: Final = struct.Struct(">II")  # gap (missing packet numbers, >= 1), range length
+#: Message id, message floor, total length, fragment offset.
+DATA_HEAD: Final = struct.Struct(">QQII")
+CRC_SIZE: Final = 4
+_CRC: Final = struct.Struct("<I")
 #: The common shapes of a PACKET's head packed in one call (">" has no padding, so these are
 #: exactly the concatenations of the sections above): header + one-range ACK (+ DATA head).
-_HEAD_ACK = struct.Struct(">HBBBQQQ" "QIBI")
-_HEAD_ACK_DATA = struct.Struct(">HBBBQQQ" "QIBI" "QQII")
-_HEAD_DATA = struct.Struct(">HBBBQQQ" "QQII")
-_ACK_DATA = FLAG_ACK | FLAG_DATA
-_RANGE_COUNT_AT = HEADER.size + 12  # offset of the ACK section's range count
-_ACK_DATA_MIN = _HEAD_ACK_DATA.size + CRC_SIZE
+_HEAD_ACK: Final = struct.Struct(">HBBBQQQ" "QIBI")
+_HEAD_ACK_DATA: Final = struct.Struct(">HBBBQQQ" "QIBI" "QQII")
+_HEAD_DATA: Final = struct.Struct(">HBBBQQQ" "QQII")
+_ACK_DATA: Final = FLAG_ACK | FLAG_DATA
+_RANGE_COUNT_AT: Final = HEADER.size + 12  # offset of the ACK section's range count
+_ACK_DATA_MIN: Final = _HEAD_ACK_DATA.size + CRC_SIZE
 #: Below this many fragment bytes, concatenating and checksumming once beats two CRC calls.
-_SMALL_FRAGMENT = 2048
+_SMALL_FRAGMENT: Final = 2048
 
-HEADER_SIZE = HEADER.size
+HEADER_SIZE: Final = HEADER.size
+_HEAD_ACK_DATA_SIZE: Final = _HEAD_ACK_DATA.size
+#: What the structs unpack to. struct says ``tuple[Any, ...]``; cast to these (a checked
+#: conversion when compiled), the fields are native ints and compare without boxing.
+_HeaderFields = tuple[int, int, int, int, int, int, int]
+_AckDataFields = tuple[int, int, int, int, int, int, int, int, int, int, int, int, int, int, int]
+_FourFields = tuple[int, int, int, int]
 #: Every fragment but the last of its message carries at least this many bytes.
-MIN_FRAGMENT_SIZE = 256
-MIN_DATAGRAM = HEADER_SIZE + CRC_SIZE
-_U32_MAX = 0xFFFFFFFF
+MIN_FRAGMENT_SIZE: Final = 256
+MIN_DATAGRAM: Final = HEADER_SIZE + CRC_SIZE
+_U32_MAX: Final = 0xFFFFFFFF
 
 
 class Datagram:
@@ -81,7 +96,19 @@ class Datagram:
     )
 
     def __init__(
-        self, kind: int, flags: int, sender_epoch: int, receiver_epoch: int, packet_number: int
+        self,
+        kind: int,
+        flags: int,
+        sender_epoch: int,
+        receiver_epoch: int,
+        packet_number: int,
+        ack_ranges: list[tuple[int, int]] | None = None,
+        ack_delay_us: int = 0,
+        message_id: int = 0,
+        message_floor: int = 0,
+        total_length: int = 0,
+        offset: int = 0,
+        fragment: memoryview | bytes = b"",
     ) -> None:
         self.kind = kind
         self.flags = flags
@@ -89,13 +116,13 @@ class Datagram:
         self.receiver_epoch = receiver_epoch
         self.packet_number = packet_number
         #: Acknowledged packet numbers as inclusive ``(low, high)`` pairs, highest first.
-        self.ack_ranges: list[tuple[int, int]] = []
-        self.ack_delay_us = 0
-        self.message_id = 0
-        self.message_floor = 0
-        self.total_length = 0
-        self.offset = 0
-        self.fragment: memoryview | bytes = b""
+        self.ack_ranges: list[tuple[int, int]] = [] if ack_ranges is None else ack_ranges
+        self.ack_delay_us = ack_delay_us
+        self.message_id = message_id
+        self.message_floor = message_floor
+        self.total_length = total_length
+        self.offset = offset
+        self.fragment = fragment
 
 
 def encode_ack(ranges: Sequence[Sequence[int]], ack_delay_us: int) -> bytes:
@@ -134,10 +161,10 @@ def encode_datagram(
     head = HEADER.pack(MAGIC, VERSION, kind, flags, sender_epoch, receiver_epoch, packet_number)
     if fragment:
         prefix = head + ack + data_head
-        crc = crc32c_extend(crc32c(prefix), fragment)
-        return b"".join((prefix, fragment, _CRC.pack(crc)))
+        checksum = _crc32c_extend(_crc32c(prefix), fragment)
+        return b"".join((prefix, fragment, _CRC.pack(checksum)))
     body = head + ack + data_head
-    return body + _CRC.pack(crc32c(body))
+    return body + _CRC.pack(_crc32c(body))
 
 
 def encode_packet(
@@ -145,37 +172,59 @@ def encode_packet(
     sender_epoch: int,
     receiver_epoch: int,
     packet_number: int,
-    ack: tuple[Sequence[Sequence[int]], int] | None,
-    data: tuple[int, int, int, int] | None,
+    ranges: list[list[int]] | None,
+    ack_delay_us: int,
+    message_id: int,
+    floor: int,
+    total_length: int,
+    offset: int,
     fragment: bytes,
 ) -> bytes:
-    """A whole PACKET: ``ack`` is ``(ranges, ack_delay_us)`` and ``data`` is ``(message_id,
-    floor, total_length, offset)``, each None when absent (``flags`` must agree).
+    """A whole PACKET. ``ranges`` are the inclusive ``[low, high]`` ACK ranges, highest first
+    (None: no ACK section); the DATA fields (``message_id`` to ``offset``) are ignored unless
+    ``flags`` has :data:`FLAG_DATA`. ``flags`` must agree with ``ranges``.
 
     The common shapes (no ACK or a one-range ACK) are packed with one struct call; the fragment
-    is copied once, and checksummed together with the head when it is small.
+    is copied once, and checksummed together with the head when it is small. The fields are
+    passed one by one (no tuples to build and splat: this runs once per datagram sent).
     """
-    head_fields = (MAGIC, VERSION, TYPE_PACKET, flags, sender_epoch, receiver_epoch, packet_number)
-    if ack is None:
-        head = _HEAD_DATA.pack(*head_fields, *data) if data else HEADER.pack(*head_fields)
-    else:
-        ranges, delay_us = ack
-        low, high = ranges[0]
-        if len(ranges) == 1 and high - low <= _U32_MAX:
-            ack_fields = (high, min(delay_us, _U32_MAX), 1, high - low)
-            if data:
-                head = _HEAD_ACK_DATA.pack(*head_fields, *ack_fields, *data)
-            else:
-                head = _HEAD_ACK.pack(*head_fields, *ack_fields)
+    has_data = flags & FLAG_DATA
+    if ranges is None:
+        if has_data:
+            head = _HEAD_DATA.pack(
+                MAGIC, VERSION, TYPE_PACKET, flags, sender_epoch, receiver_epoch, packet_number,
+                message_id, floor, total_length, offset,
+            )  # fmt: skip
         else:
-            head = HEADER.pack(*head_fields) + encode_ack(ranges, delay_us)
-            if data:
-                head += DATA_HEAD.pack(*data)
+            head = HEADER.pack(
+                MAGIC, VERSION, TYPE_PACKET, flags, sender_epoch, receiver_epoch, packet_number
+            )
+    else:
+        low, high = ranges[0]
+        delay_us = ack_delay_us if ack_delay_us < _U32_MAX else _U32_MAX
+        if len(ranges) == 1 and high - low <= _U32_MAX:
+            if has_data:
+                head = _HEAD_ACK_DATA.pack(
+                    MAGIC, VERSION, TYPE_PACKET, flags, sender_epoch, receiver_epoch,
+                    packet_number, high, delay_us, 1, high - low,
+                    message_id, floor, total_length, offset,
+                )  # fmt: skip
+            else:
+                head = _HEAD_ACK.pack(
+                    MAGIC, VERSION, TYPE_PACKET, flags, sender_epoch, receiver_epoch,
+                    packet_number, high, delay_us, 1, high - low,
+                )  # fmt: skip
+        else:
+            head = HEADER.pack(
+                MAGIC, VERSION, TYPE_PACKET, flags, sender_epoch, receiver_epoch, packet_number
+            ) + encode_ack(ranges, ack_delay_us)
+            if has_data:
+                head += DATA_HEAD.pack(message_id, floor, total_length, offset)
     if len(fragment) < _SMALL_FRAGMENT:
         body = head + fragment
-        return body + _CRC.pack(crc32c(body))
-    crc = crc32c_extend(crc32c(head), fragment)
-    return b"".join((head, fragment, _CRC.pack(crc)))
+        return body + _CRC.pack(_crc32c(body))
+    checksum = _crc32c_extend(_crc32c(head), fragment)
+    return b"".join((head, fragment, _CRC.pack(checksum)))
 
 
 def encode_epoch_notice(sender_epoch: int, receiver_epoch: int) -> bytes:
@@ -208,12 +257,18 @@ def decode_datagram_untrusted(data: bytes) -> Datagram:
     size = len(data)
     if size < MIN_DATAGRAM:
         raise BadDatagram("truncated datagram")
-    valid = crc32c(data) == CRC32C_RESIDUE
+    valid = _crc32c(data) == CRC32C_RESIDUE
     if not valid:
         raise CrcMismatch("CRC mismatch")
     if size >= _ACK_DATA_MIN and data[4] == _ACK_DATA and data[_RANGE_COUNT_AT] == 1:
         return _decode_ack_data(data, size)  # the common shape, in one unpack
-    magic, version, kind, flags, sender, receiver, pn = HEADER.unpack_from(data)
+    return _decode_general(data, size)
+
+
+def _decode_general(data: bytes, size: int) -> Datagram:
+    """Any datagram whose CRC is valid (``size`` is at least :data:`MIN_DATAGRAM`)."""
+    fields = cast(_HeaderFields, HEADER.unpack_from(data))
+    magic, version, kind, flags, sender, receiver, pn = fields
     if magic != MAGIC:
         raise BadDatagram("bad magic")
     if version != VERSION:
@@ -245,15 +300,16 @@ def decode_datagram_untrusted(data: bytes) -> Datagram:
 def _decode_ack_data(data: bytes, size: int) -> Datagram:
     """A PACKET with a one-range ACK and DATA (flags exactly ACK|DATA): the same checks as
     the general path, with every fixed field unpacked at once."""
+    fields = cast(_AckDataFields, _HEAD_ACK_DATA.unpack_from(data))
     (magic, version, kind, _, sender, receiver, pn, high, delay_us, _, length,
-     message_id, floor, total, offset) = _HEAD_ACK_DATA.unpack_from(data)  # fmt: skip
+     message_id, floor, total, offset) = fields  # fmt: skip
     if magic != MAGIC or version != VERSION or kind != TYPE_PACKET or sender == 0:
         raise BadDatagram("bad header")
     low = high - length
     if low < 0:
         raise BadDatagram("ack range below zero")
     end = size - CRC_SIZE
-    pos = _HEAD_ACK_DATA.size
+    pos = _HEAD_ACK_DATA_SIZE
     fragment_length = end - pos
     if offset + fragment_length > total:
         raise BadDatagram("fragment beyond message end")
@@ -261,23 +317,17 @@ def _decode_ack_data(data: bytes, size: int) -> Datagram:
         raise BadDatagram("empty fragment")
     if floor > message_id:
         raise BadDatagram("message floor above message id")
-    dgram = Datagram(TYPE_PACKET, _ACK_DATA, sender, receiver, pn)
-    dgram.ack_ranges = [(low, high)]
-    dgram.ack_delay_us = delay_us
-    dgram.message_id = message_id
-    dgram.message_floor = floor
-    dgram.total_length = total
-    dgram.offset = offset
-    dgram.fragment = (
-        data[pos:end] if fragment_length < _SMALL_FRAGMENT else memoryview(data)[pos:end]
-    )
-    return dgram
+    fragment = data[pos:end] if fragment_length < _SMALL_FRAGMENT else memoryview(data)[pos:end]
+    return Datagram(
+        TYPE_PACKET, _ACK_DATA, sender, receiver, pn,
+        [(low, high)], delay_us, message_id, floor, total, offset, fragment,
+    )  # fmt: skip
 
 
 def _decode_ack(data: bytes, pos: int, end: int, dgram: Datagram) -> int:
     if pos + ACK_HEAD.size > end:
         raise BadDatagram("truncated ack")
-    high, delay_us, count, length = ACK_HEAD.unpack_from(data, pos)
+    high, delay_us, count, length = cast(_FourFields, ACK_HEAD.unpack_from(data, pos))
     pos += ACK_HEAD.size
     if count == 0:
         raise BadDatagram("ack without ranges")
@@ -306,7 +356,7 @@ def _decode_ack(data: bytes, pos: int, end: int, dgram: Datagram) -> int:
 def _decode_data(data: bytes, pos: int, end: int, dgram: Datagram) -> None:
     if pos + DATA_HEAD.size > end:
         raise BadDatagram("truncated data head")
-    message_id, floor, total, offset = DATA_HEAD.unpack_from(data, pos)
+    message_id, floor, total, offset = cast(_FourFields, DATA_HEAD.unpack_from(data, pos))
     pos += DATA_HEAD.size
     length = end - pos
     if offset + length > total:

@@ -59,3 +59,25 @@ def test_an_idle_endpoint_has_no_timer_and_sends_nothing() -> None:
     assert endpoint.datagrams_to_send(now=10.0) == []
     endpoint.handle_timer(now=10.0)
     assert endpoint.next_event() is None
+
+
+def test_a_deadline_that_moves_later_fires_at_the_new_time_only() -> None:
+    """Each message sent re-arms the retransmission timer later: the heap entry left at the
+    earlier deadline does not fire early, whether get_timer or handle_timer meets it first."""
+    client = Endpoint(CONFIG, accept_new_peers=False)
+    for step in range(50):
+        now = step * 0.01
+        client.send_message(SERVER, b"x", now=now)
+        assert len(client.datagrams_to_send(now=now)) == 1
+        if step % 2:  # (get_timer moves a superseded entry itself; on even steps handle_timer)
+            assert client.get_timer() == pytest.approx(now + 0.305)  # PTO from the latest send
+        # The old deadline (now + 0.295 from the previous send) is not run early.
+        client.handle_timer(now=now + 0.3)
+        assert client.datagrams_to_send(now=now + 0.3) == []
+    assert client.statistics().probes_sent == 0
+    due = client.get_timer()
+    assert due is not None
+    client.handle_timer(now=due)
+    assert len(client.datagrams_to_send(now=due)) == 2  # the probes (RFC 9002 §6.2.4), when due
+    assert client.statistics().probes_sent == 2
+
