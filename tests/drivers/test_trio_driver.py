@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 
 import pytest
@@ -326,13 +327,17 @@ class MovingTimerEndpoint(FakeEndpoint):
             self.timer = None
 
 
-async def test_a_timer_that_keeps_moving_later_does_not_wake_the_reader_while_callers_lead() -> (
-    None
-):
+async def test_a_timer_that_keeps_moving_later_does_not_wake_the_reader_while_callers_lead(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    # Real datagrams on 127.0.0.1, but trio time stands still unless the test moves it (a
+    # MockClock at rate 0): how fast this machine schedules cannot make a timer fire, so the
+    # count below is exact. Each call takes 0.2 ms of simulated time, as on a quiet machine.
     endpoint = MovingTimerEndpoint()
     a = TrioDriver(endpoint, await open_udp_socket(), lambda event: None)
     b = TrioDriver(FakeEndpoint(), await open_udp_socket(), lambda event: None)
     acked: list[int] = []
+    calls = 500  # 100 ms of simulated time: some 25 periods of the 4 ms timer
 
     def on_event(event: FakeEvent) -> None:
         acked.append(event.message_id)
@@ -342,23 +347,32 @@ async def test_a_timer_that_keeps_moving_later_does_not_wake_the_reader_while_ca
         return lambda: acked[-1:] == [message_id]
 
     a._on_event = on_event
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            a._aside = True  # as after the reader woke the last follower
-            await nursery.start(a.run)
-            await nursery.start(b.run)
-            start = trio.current_time()
-            while trio.current_time() < start + 0.1:  # some 25 timer periods
-                endpoint.timer = trio.current_time() + 0.004  # later with every message
-                message_id = a.send_message(b.address, b"x")
-                assert a.can_lead()
-                assert await a.lead(acked_last(message_id))
-            await a.aclose()
-            await b.aclose()
+    async with trio.open_nursery() as nursery:
+        # Simulated time cannot bound a wait for a real datagram: a thread sleeping in real
+        # time can (loopback does not lose them, so it never fires in practice).
+        nursery.start_soon(_cancel_after_real_seconds, 10.0, nursery.cancel_scope)
+        a._aside = True  # as after the reader woke the last follower
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        for _ in range(calls):
+            endpoint.timer = trio.current_time() + 0.004  # later with every message
+            message_id = a.send_message(b.address, b"x")
+            assert a.can_lead()
+            assert await a.lead(acked_last(message_id))
+            mock_clock.jump(0.0002)
+        await a.aclose()
+        await b.aclose()
+        nursery.cancel_scope.cancel()
     # Each leader leaving moved the reader's wake-up along with the timer, so the reader never
-    # woke early for it (it did some 25 times before); a slow scheduling round may cost one.
-    assert len(endpoint.timer_fires) <= 3
-    assert len(acked) > 25
+    # woke early for it (it did some 25 times before).
+    assert endpoint.timer_fires == []
+    assert len(acked) == calls
+
+
+async def _cancel_after_real_seconds(seconds: float, scope: trio.CancelScope) -> None:
+    await trio.to_thread.run_sync(time.sleep, seconds, abandon_on_cancel=True)
+    scope.cancel()
+    raise AssertionError(f"the test did not finish within {seconds} s of real time")
 
 
 @pytest.mark.parametrize(("moved_at", "fires"), [(0.5, [1.0, 2.0]), (0.9995, [2.0])])
