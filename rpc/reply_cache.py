@@ -219,9 +219,17 @@ class ReplyCache:
                     continue
                 if old.state is EntryState.RUNNING:
                     old.below_floor = True
+                    continue
+                if old.reply is None and old.message_id is None:
+                    # Settled (its reply acked): _delete with nothing to free but the entry,
+                    # inlined for the sequential client's one release per call.
+                    del entries[below]
+                    old.session = None
+                    self._entries -= 1
+                    self._bytes -= ENTRY_OVERHEAD
                 else:
                     self._delete(session, below, old)
-                    self._released += 1
+                self._released += 1
         entry = entries.get(call_no)
         if entry is not None:
             admission = _ADMISSION_OF_STATE[entry.state]
