@@ -86,13 +86,6 @@ class PendingCall:
         #: A oneway call's refusal ``(status, body)`` that arrived with the ack of its CALL.
         self.refusal: tuple[Status, object] | None = None
 
-    def woken(self) -> bool:
-        """True once ``wake`` was called or taken back (what a leading call waits for).
-
-        A method rather than a closure per call: its bound form costs no cell variable.
-        """
-        return self.wake is None
-
 
 def budget_ms(timeout: float) -> int:
     """The wire budget of a timeout: whole milliseconds, rounded up, within the field."""
@@ -149,12 +142,12 @@ class CallTable:
             if self.server_epoch == callproto.EPOCH_UNKNOWN:
                 self.server_epoch = event.peer_epoch
             try:
-                message = callproto.unpack_untrusted(event.payload)
-                if message[0] != callproto.KIND_REPLY:
-                    return  # clients receive only replies; anything else is ignored
-                call_no, status, body = callproto.decode_reply_untrusted(message)
+                reply = callproto.decode_reply_payload_untrusted(event.payload)
             except ProtocolError:
                 return  # a malformed message names no call we could fail
+            if reply is None:
+                return  # clients receive only replies; anything else is ignored
+            call_no, status, body = reply
             pending = self._calls.pop(call_no, None)
             if pending is None:
                 return
@@ -207,9 +200,7 @@ class CallTable:
         try:
             return method.encode_args(args)
         except ValidationError as exc:
-            raise InvalidArgument(
-                f"{service.name}.{exc}", outcome=CallOutcome.NOT_DELIVERED
-            ) from None
+            raise invalid_argument(service, exc) from None
 
     def needs_handshake(self, method: MethodSpec[Any]) -> bool:
         """True when a ping must first learn the server's epoch (see ``docs/rpc-layer.md``).
@@ -239,7 +230,11 @@ class CallTable:
             flags |= callproto.FLAG_IDEMPOTENT
         else:
             self._undelivered[call_no] = None
-        floor = next(iter(self._undelivered), call_no)
+        # The oldest undelivered call (dicts keep insertion order); a loop costs less than
+        # next(iter(...)).
+        floor = call_no
+        for floor in self._undelivered:  # noqa: B007  (the first key is the floor)
+            break
         payload = callproto.encode_call(
             call_no,
             service.name,
@@ -378,6 +373,11 @@ class CallTable:
         if wake is not None:
             pending.wake = None
             wake()
+
+
+def invalid_argument(service: ServiceSpec, exc: ValidationError) -> InvalidArgument:
+    """The error for arguments that failed validation (the call was not sent)."""
+    return InvalidArgument(f"{service.name}.{exc}", outcome=CallOutcome.NOT_DELIVERED)
 
 
 def outcome_once_sent(pending: PendingCall) -> CallOutcome:

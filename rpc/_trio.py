@@ -27,7 +27,8 @@ import os
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Generic
+from functools import partial
+from typing import Generic, Protocol
 
 import trio
 
@@ -199,6 +200,16 @@ def _nothing() -> None:
     pass
 
 
+class Waiter(Protocol):
+    """What :meth:`TrioDriver.lead_call` waits on: its ``wake`` becomes None when it is done."""
+
+    wake: Callable[[], None] | None
+
+
+def _woken(call: Waiter) -> bool:
+    return call.wake is None
+
+
 class TrioDriver(Generic[EventT]):
     """Runs ``endpoint`` over ``sock`` inside trio; events go to ``on_event`` synchronously.
 
@@ -333,6 +344,46 @@ class TrioDriver(Generic[EventT]):
                 finally:
                     self._leader_waiting = False
                 self._read_ready()
+            return True
+        finally:
+            self._leading = False
+            self._leader_left()
+
+    async def lead_call(self, call: Waiter) -> bool:
+        """:meth:`lead` until ``call.wake`` is None (the runtime's pending call was woken).
+
+        The per-call form: it checks the attribute itself (no ``done()`` call per check) and
+        reads a :class:`TrioUdpSocket` directly (no ``wait_readable`` / ``try_recvfrom``
+        frames). Same contract as :meth:`lead`.
+        """
+        udp = self._udp
+        if udp is None:
+            return await self.lead(partial(_woken, call))
+        self._leading = True
+        try:
+            while call.wake is not None:
+                self._leader_waiting = True
+                try:
+                    fd = udp._wait_fd
+                    if fd >= 0 and not udp._closed:  # its wait_readable, inlined
+                        await trio.lowlevel.wait_readable(fd)
+                    else:
+                        await udp.wait_readable()
+                except trio.ClosedResourceError:
+                    return call.wake is None
+                finally:
+                    self._leader_waiting = False
+                # _read_ready, inlined for the socket read directly.
+                if udp._closed:
+                    continue  # the wait above raises ClosedResourceError now
+                try:
+                    data, raw_addr = udp._sock.recvfrom(RECV_BUFSIZE)
+                except BlockingIOError:  # another reader took it first
+                    continue
+                except OSError:  # e.g. an ICMP error queued on the socket: nothing to read
+                    self._counts["receive_errors"] += 1
+                    continue
+                self._on_datagram(data, (raw_addr[0], raw_addr[1]))
             return True
         finally:
             self._leading = False

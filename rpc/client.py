@@ -29,6 +29,7 @@ from rpc._calls import (
     ClientStatistics,
     PendingCall,
     deadline_exceeded,
+    invalid_argument,
     reply_of,
 )
 from rpc._deadlines import DeadlineWatcher, wake_expired
@@ -38,6 +39,7 @@ from rpc._trio import TrioDriver, open_udp_socket
 from rpc.config import TransportConfig
 from rpc.endpoint import Endpoint
 from rpc.errors import CallOutcome, ClientClosed, DeadlineExceeded, RpcError, SendBufferFull
+from rpc.schema import ValidationError
 from rpc.service import MethodSpec, ServiceSpec
 
 R = TypeVar("R")
@@ -85,7 +87,13 @@ class Client:
         table = self._table
         table.started += 1
         try:
-            wire_args = table.encode_args(service, method, args)
+            # table.encode_args, inlined: one call less on every call.
+            if table.closed:
+                raise ClientClosed("the client is closed")
+            try:
+                wire_args = method.encode_args(args)
+            except ValidationError as exc:
+                raise invalid_argument(service, exc) from None
             deadline = None if timeout is None else trio.current_time() + timeout
             if not method.idempotent and table.server_epoch == callproto.EPOCH_UNKNOWN:
                 # table.needs_handshake(method), inlined: every call asks.
@@ -146,7 +154,7 @@ class Client:
                     self._deadlines.add(deadline, pending)
                 if driver.can_lead():
                     pending.wake = self._wake_leader
-                    if not await driver.lead(pending.woken):
+                    if not await driver.lead_call(pending):
                         await self._follow(pending)  # the socket closed under us
                 else:
                     await self._follow(pending)
