@@ -207,6 +207,8 @@ class ReplyCache:
                 sessions.move_to_end(key)
         self._latest = session
         entries = session.entries
+        #: A settled entry released just below, recycled as this call's entry (see the end).
+        spare: CacheEntry | None = None
         if floor > session.floor:
             # The client will never send call numbers below ``floor`` again: release what
             # finished below it (a sequential client passes one entry here per call).
@@ -227,6 +229,7 @@ class ReplyCache:
                     old.session = None
                     self._entries -= 1
                     self._bytes -= ENTRY_OVERHEAD
+                    spare = old
                 else:
                     self._delete(session, below, old)
                 self._released += 1
@@ -247,7 +250,17 @@ class ReplyCache:
         ):
             self._busy += 1
             return Admission.BUSY, None
-        entry = entries[call_no] = CacheEntry(session, call_no)
+        if spare is None:
+            entry = CacheEntry(session, call_no)
+        else:
+            # Nothing refers to a released settled entry any more (its call finished, its
+            # reply was acked, so no message maps to it): reusing it saves building one per
+            # call for a sequential client. Its reply, message id and below_floor are unset.
+            entry = spare
+            entry.state = EntryState.RUNNING
+            entry.session = session
+            entry.call_no = call_no
+        entries[call_no] = entry
         heapq.heappush(session.heap, call_no)
         session.running += 1
         self._running += 1
