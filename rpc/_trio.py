@@ -261,6 +261,9 @@ class TrioDriver(Generic[EventT]):
         self._backlog: deque[tuple[bytes, Address]] = deque()
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._timer_scope: trio.CancelScope | None = None
+        #: The deadline of ``_timer_scope``, kept here: only this driver moves it, and reading
+        #: it back from the scope is a Python property call on every input and send.
+        self._wake_at = math.inf
         self._last_fire = -math.inf
         self._bursting = False
         self._closed = False
@@ -421,9 +424,9 @@ class TrioDriver(Generic[EventT]):
             return
         last_input = self._last_input
         limit = last_input + LEADER_GRACE
-        wake = scope.deadline
+        wake = self._wake_at
         if wake > limit:
-            scope.deadline = self._grace_deadline = max(limit, self._clock())
+            scope.deadline = self._wake_at = self._grace_deadline = max(limit, self._clock())
         elif wake < last_input + EARLY_WAKE_MARGIN:
             # The reader is about to wake for a timer that has since moved later (each reply
             # pushes it back): move its wake-up to the timer now, which costs less than the
@@ -431,9 +434,9 @@ class TrioDriver(Generic[EventT]):
             timer = timer_deadline(self.endpoint.get_timer(), self._last_fire)
             if timer is not None and timer > wake:
                 if timer < limit:
-                    scope.deadline = timer
+                    scope.deadline = self._wake_at = timer
                 else:
-                    scope.deadline = self._grace_deadline = limit
+                    scope.deadline = self._wake_at = self._grace_deadline = limit
 
     def _wake_reader(self) -> None:
         task = self._parked
@@ -458,6 +461,7 @@ class TrioDriver(Generic[EventT]):
                     wake = self._grace_deadline = grace
             with trio.CancelScope(deadline=wake) as scope:
                 self._timer_scope = scope
+                self._wake_at = wake
                 try:
                     if park:
                         self._parked = trio.lowlevel.current_task()
@@ -605,13 +609,13 @@ class TrioDriver(Generic[EventT]):
         deadline = self.endpoint.get_timer()
         if deadline is not None and deadline <= self._last_fire:
             deadline = timer_deadline(deadline, self._last_fire)
-        wake = scope.deadline
+        wake = self._wake_at
         if deadline is not None and deadline < wake:
-            scope.deadline = deadline
+            scope.deadline = self._wake_at = deadline
         elif self._on_socket and wake < now + EARLY_WAKE_MARGIN:
             later = math.inf if deadline is None else deadline
             if later > wake:
-                scope.deadline = later
+                scope.deadline = self._wake_at = later
 
     # -- writing --------------------------------------------------------------------------
 
