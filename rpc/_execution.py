@@ -216,8 +216,15 @@ class Executor:
         else:
             if out is _RETURNED:
                 result, self._inline_result[0] = self._inline_result[0], None
+                method = plan.method
                 try:
-                    reply = callproto.encode_ok_reply(call_no, plan.method.encode_result(result))
+                    # encode_result's own first test, without its call: a plain result
+                    # (bytes, int, ...) is sent as it is.
+                    body = (
+                        result if type(result) is method.result_plain
+                        else method.encode_result(result)
+                    )
+                    reply = callproto.encode_ok_reply(call_no, body)
                     status = Status.OK
                 except ValidationError:
                     status, reply = plan.result_reply(call_no, result)  # logs and refuses it

@@ -58,8 +58,9 @@ class MethodSpec(Generic[R]):
         init=False, repr=False, compare=False
     )
     #: ``(number, plain type)`` of a method's only parameter when it is required and has a
-    #: plain type (``TypeDesc.plain``: a ``bytes`` payload); ``None`` otherwise.
-    _single_plain: tuple[int, type] | None = dataclasses.field(
+    #: plain type (``TypeDesc.plain``: a ``bytes`` payload); ``None`` otherwise. An argument
+    #: of exactly that type is valid as it is (the server checks it before ``decode_args``).
+    single_plain: tuple[int, type] | None = dataclasses.field(
         init=False, repr=False, compare=False
     )
     #: Results of exactly this type are returned as they are (``TypeDesc.plain``; for ``void``
@@ -85,7 +86,7 @@ class MethodSpec(Generic[R]):
             if only is not None and not only.optional and only.type.plain is not None
             else None
         )
-        object.__setattr__(self, "_single_plain", single)
+        object.__setattr__(self, "single_plain", single)
         object.__setattr__(self, "result_plain", _plain(self.result))
         object.__setattr__(self, "_throws_by_number", dict(self.throws))
         object.__setattr__(self, "_result_path", f"{self.name}() result")
@@ -95,7 +96,7 @@ class MethodSpec(Generic[R]):
 
     def encode_args(self, args: Sequence[object]) -> object:
         """Validate positional arguments and return the wire map ``{param_number: value}``."""
-        single = self._single_plain
+        single = self.single_plain
         if single is not None and len(args) == 1:  # the one-payload method: no loop at all
             value = args[0]
             number, plain = single
@@ -130,7 +131,7 @@ class MethodSpec(Generic[R]):
         """
         if not isinstance(wire, dict):
             raise ValidationError(f"{self.name}()", "arguments are not a map")
-        single = self._single_plain
+        single = self.single_plain
         if single is not None:  # the one-payload method: no loop, no list
             value = wire.get(single[0], _ABSENT)
             if type(value) is single[1]:
