@@ -245,6 +245,11 @@ class Executor:
         if deadline is not None and deadline <= now:
             self._failed["DEADLINE"] += 1
             reply = None
+        elif call.cancelled:  # the handler gave up on its call (current_call().cancel())
+            # mypy keeps call.cancelled narrowed to False from the check before the run; the
+            # handler can set it meanwhile.
+            self._failed["CANCELLED"] += 1  # type: ignore[unreachable]
+            reply = None  # as for a worker's call: "no reply is sent" (rpc.CallContext.cancel)
         else:
             if status is Status.OK:
                 self.completed += 1

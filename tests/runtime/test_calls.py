@@ -351,6 +351,34 @@ async def test_handler_can_cancel_its_own_call_and_a_stale_context_is_harmless(
     assert rpc.current_call() is None
 
 
+async def test_a_handler_run_inline_that_cancels_its_call_sends_no_reply(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # whoami has no await here, so it runs inline in the server's reader task; cancelling
+    # its own call must mean what it means for a handler in a worker: no reply, CANCELLED.
+    class SelfCancellingInline(LabImpl):
+        async def whoami(self) -> str:
+            call = rpc.current_call()
+            assert call is not None
+            if call.call_number % 2:
+                call.cancel()
+            return "answered"
+
+    async with sim_lab(SelfCancellingInline()) as (_, server, client):
+        lab = LabClient(client)
+        answered = failed = 0
+        for _ in range(4):
+            try:
+                assert await lab.whoami(timeout=1.0) == "answered"
+                answered += 1
+            except rpc.DeadlineExceeded:
+                failed += 1
+        stats = server.statistics()
+    assert (answered, failed) == (2, 2)
+    assert stats.calls_failed["CANCELLED"] == 2
+    assert stats.calls_completed == 2
+
+
 @pytest.mark.realnet
 async def test_serve_reports_the_bound_address_and_address_needs_a_socket() -> None:
     server = rpc.Server([LabImpl()], port=0)
