@@ -210,7 +210,7 @@ class Executor:
         # inline implies a coroutine function (never_suspends checked it); no typing.cast:
         # it is a real function call at run time.
         coro: Coroutine[Any, Any, object] = plan.fn(*call.args)  # type: ignore[assignment]
-        reply: bytes | None
+        reply: bytes
         try:
             out = self._inline_runner.send(coro)
         except BaseException as exc:  # the handler raised: the runner ended with it
@@ -241,43 +241,16 @@ class Executor:
             _CURRENT.reset(token)
         now = self._clock()
         self.handler_seconds += now - started
-        self._inline = None
         if deadline is not None and deadline <= now:
             self._failed["DEADLINE"] += 1
-            reply = None
+            self._finish(call, None, None, now)
         elif call.cancelled:  # the handler gave up on its call (current_call().cancel())
             # mypy keeps call.cancelled narrowed to False from the check before the run; the
-            # handler can set it meanwhile.
+            # handler can set it meanwhile. As for a worker's call: no reply is sent.
             self._failed["CANCELLED"] += 1  # type: ignore[unreachable]
-            reply = None  # as for a worker's call: "no reply is sent" (rpc.CallContext.cancel)
+            self._finish(call, None, None, now)
         else:
-            if status is Status.OK:
-                self.completed += 1
-            else:
-                self._failed[status.name] += 1
-            if call.flags & callproto.FLAG_ONEWAY:  # executed at most once; nobody waits
-                reply = None
-        message_id = None
-        if reply is not None and call.reply_wanted:
-            queue = self._queue_reply
-            if queue is None:
-                message_id = self._send(call.addr, reply, now)
-            else:
-                # The server is handling this call's CALL: the driver sends after it.
-                try:
-                    message_id = queue(call.addr, reply, now=now)
-                except SendBufferFull:  # the client does not read its replies: it times out
-                    self._failed["REPLY_DROPPED"] += 1
-            if message_id is not None:
-                self._unacked.add((call.addr, message_id))
-        # After the send: the entry learns its message id in the same step.
-        entry = call.entry
-        if entry is not None:
-            self._cache.complete_entry(entry, reply, message_id)
-        elif not call.flags & callproto.FLAG_IDEMPOTENT:
-            self._cache.complete(call.key, call_no, reply, message_id)
-        if self.on_done is not None:
-            self.on_done()
+            self._returned(call, None, status, reply, now)
 
     def _to_worker(self, call: AdmittedCall) -> None:
         """Hand ``call`` to a free worker, else queue it."""
@@ -373,7 +346,16 @@ class Executor:
             # Sent before the cache entry completes: nothing can arrive in between (events
             # are delivered by the reader task), and the entry then learns its message id
             # in the same step.
-            message_id = self._send(call.addr, reply, now)
+            queue = self._queue_reply if ident is None else None
+            if queue is None:
+                message_id = self._send(call.addr, reply, now)
+            else:
+                # A call run inline runs while the server handles its CALL: the driver
+                # sends what is queued after it.
+                try:
+                    message_id = queue(call.addr, reply, now=now)
+                except SendBufferFull:  # the client does not read its replies: it times out
+                    self._failed["REPLY_DROPPED"] += 1
             if message_id is not None:
                 self._unacked.add((call.addr, message_id))
         entry = call.entry

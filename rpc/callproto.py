@@ -198,10 +198,11 @@ def encode_ping(call_no: int) -> bytes:
 def unpack_untrusted(payload: bytes) -> list[object]:
     """Unpack a message into its top-level array; raise ``ProtocolError`` on anything else."""
     try:
-        value = msgpack.unpackb(payload, raw=False, strict_map_key=False, use_list=True)
+        # raw=False and use_list=True are msgpack's defaults (>= 1.0): one keyword less to parse.
+        value = msgpack.unpackb(payload, strict_map_key=False)
     except Exception as exc:  # msgpack raises many types (ValueError, ExtraData, StackError...)
         raise ProtocolError(f"undecodable message: {type(exc).__name__}") from None
-    if not isinstance(value, list) or not value or type(value[0]) is not int:
+    if type(value) is not list or not value or type(value[0]) is not int:
         raise ProtocolError("message is not an array starting with its kind")
     return value
 
@@ -212,13 +213,7 @@ def decode_untrusted(payload: bytes) -> CallFields | list[object]:
     The server's per-call path: :func:`unpack_untrusted` and :func:`decode_call_untrusted` in
     one call, with no named tuple. Raises only ``ProtocolError``.
     """
-    try:
-        # raw=False and use_list=True are msgpack's defaults (>= 1.0): one keyword less to parse.
-        message = msgpack.unpackb(payload, strict_map_key=False)
-    except Exception as exc:  # msgpack raises many types (ValueError, ExtraData, StackError...)
-        raise ProtocolError(f"undecodable message: {type(exc).__name__}") from None
-    if type(message) is not list or not message or type(message[0]) is not int:
-        raise ProtocolError("message is not an array starting with its kind")
+    message = unpack_untrusted(payload)
     if message[0] != KIND_CALL:
         return message
     if len(message) != 10:
@@ -317,12 +312,7 @@ def decode_reply_payload_untrusted(payload: bytes) -> tuple[int, Status, object]
     in one call, with no named tuple. Returns None for a well-formed message of another kind
     (clients ignore those); raises only ``ProtocolError``.
     """
-    try:
-        message = msgpack.unpackb(payload, strict_map_key=False)
-    except Exception as exc:  # msgpack raises many types (ValueError, ExtraData, StackError...)
-        raise ProtocolError(f"undecodable message: {type(exc).__name__}") from None
-    if type(message) is not list or not message or type(message[0]) is not int:
-        raise ProtocolError("message is not an array starting with its kind")
+    message = unpack_untrusted(payload)
     if message[0] != KIND_REPLY:
         return None
     if len(message) == 4:

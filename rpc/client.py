@@ -29,7 +29,6 @@ from rpc._calls import (
     ClientStatistics,
     PendingCall,
     deadline_exceeded,
-    invalid_argument,
     reply_of,
 )
 from rpc._deadlines import DeadlineWatcher, wake_expired
@@ -39,7 +38,6 @@ from rpc._trio import TrioDriver, open_udp_socket
 from rpc.config import TransportConfig
 from rpc.endpoint import Endpoint
 from rpc.errors import CallOutcome, ClientClosed, DeadlineExceeded, RpcError, SendBufferFull
-from rpc.schema import ValidationError
 from rpc.service import MethodSpec, ServiceSpec
 
 R = TypeVar("R")
@@ -87,13 +85,7 @@ class Client:
         table = self._table
         table.started += 1
         try:
-            # table.encode_args, inlined: one call less on every call.
-            if table.closed:
-                raise ClientClosed("the client is closed")
-            try:
-                wire_args = method.encode_args(args)
-            except ValidationError as exc:
-                raise invalid_argument(service, exc) from None
+            wire_args = table.encode_args(service, method, args)
             deadline = None if timeout is None else trio.current_time() + timeout
             if not method.idempotent and table.server_epoch == callproto.EPOCH_UNKNOWN:
                 # table.needs_handshake(method), inlined: every call asks.
