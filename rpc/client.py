@@ -87,8 +87,7 @@ class Client:
         try:
             wire_args = table.encode_args(service, method, args)
             deadline = None if timeout is None else trio.current_time() + timeout
-            if not method.idempotent and table.server_epoch == callproto.EPOCH_UNKNOWN:
-                # table.needs_handshake(method), inlined: every call asks.
+            if table.needs_handshake(method):
                 await self._handshake(deadline)
                 if deadline is not None:
                     timeout = deadline - trio.current_time()

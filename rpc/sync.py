@@ -95,8 +95,7 @@ class SyncClient:
                 wire_args = table.encode_args(service, method, args)
                 now = time.monotonic()
                 deadline = None if timeout is None else now + timeout
-                if not method.idempotent and table.server_epoch == callproto.EPOCH_UNKNOWN:
-                    # table.needs_handshake(method), inlined: every call asks.
+                if table.needs_handshake(method):
                     self._handshake(deadline)
                     now = time.monotonic()
                     if deadline is not None:
