@@ -40,7 +40,8 @@ async def serve() -> None:
         if isinstance(event, events.MessageReceived):
             driver.send_message(event.addr, event.payload)
 
-    driver = TrioDriver(Endpoint(LOOPBACK_CONFIG, accept_new_peers=True), sock, on_event)
+    endpoint = Endpoint(LOOPBACK_CONFIG, accept_new_peers=True)
+    driver = TrioDriver(endpoint, sock, on_event, respond_first=True)  # it answers everything
     async with trio.open_nursery() as nursery:
         await nursery.start(driver.run)
         c.serve_forever_guard()

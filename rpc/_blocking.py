@@ -24,7 +24,9 @@ from rpc._io import (
     DriverEndpoint,
     DriverStatistics,
     EventT,
+    ack_deferral,
     bind_udp_socket,
+    deferred_ack_processor,
     local_address,
 )
 from rpc.errors import ClientClosed
@@ -80,6 +82,12 @@ class BlockingDriver(Generic[EventT]):
         self._bursting = False
         self._closed = False
         self._counts = dict.fromkeys(DriverStatistics.__dataclass_fields__, 0)
+        #: Applies the ACKs the endpoint deferred: at the start of each poll, so a reply's
+        #: ACK is applied while the caller waits for its next reply, not before it returns.
+        deferring = ack_deferral(endpoint)
+        if deferring is not None:  # the caller always reads for itself here
+            deferring.defer_acks = True
+        self._process_deferred_acks = deferred_ack_processor(deferring)
         self._poller = select.poll() if hasattr(select, "poll") else None
         if self._poller is not None:
             self._poller.register(sock, select.POLLIN)
@@ -114,6 +122,8 @@ class BlockingDriver(Generic[EventT]):
             raise ClientClosed("the transport is closed")
         if now is None:
             now = self._clock()
+        if self._process_deferred_acks():
+            self._flush(now)  # what they caused (fast retransmissions) goes before the wait
         # Every blocking call passes here once or more: timer_deadline, _milliseconds and the
         # reading are inlined (each Python call costs about as much as the arithmetic it wraps).
         endpoint, last_fire = self.endpoint, self._last_fire

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 from rpc._heap import prefer_heap_for_large_buffers
 
@@ -115,6 +116,38 @@ class DriverStatistics:
     send_waits: int = 0  # datagrams that found the socket buffer full and had to wait
     send_drops: int = 0  # datagrams dropped because the bounded send backlog was full
     timer_fires: int = 0
+
+
+class DeferringEndpoint(Protocol):
+    """An endpoint that can leave a datagram's ACK bookkeeping for later (``Endpoint``)."""
+
+    defer_acks: bool
+
+    def process_deferred_acks(self) -> bool:
+        """Apply the deferred ACKs; True if there were any."""
+        ...
+
+
+def ack_deferral(endpoint: object) -> DeferringEndpoint | None:
+    """``endpoint`` if it can defer ACK processing (``Endpoint.defer_acks``), else None.
+
+    A driver that switches it on must call ``process_deferred_acks`` before it waits for
+    input, and take the events and datagrams that caused; it then sends its response to a
+    datagram before the bookkeeping of the ACK the datagram carried. A test double without
+    the feature gets None and is driven as before.
+    """
+    if hasattr(endpoint, "defer_acks") and hasattr(endpoint, "process_deferred_acks"):
+        return cast(DeferringEndpoint, endpoint)
+    return None
+
+
+def _no_deferred_acks() -> bool:
+    return False
+
+
+def deferred_ack_processor(endpoint: DeferringEndpoint | None) -> Callable[[], bool]:
+    """``endpoint.process_deferred_acks``, or a function with nothing to do for no endpoint."""
+    return _no_deferred_acks if endpoint is None else endpoint.process_deferred_acks
 
 
 def timer_deadline(timer: float | None, last_fire: float) -> float | None:

@@ -42,7 +42,9 @@ from rpc._io import (
     DriverStatistics,
     EventT,
     FastDatagramSocket,
+    ack_deferral,
     bind_udp_socket,
+    deferred_ack_processor,
     local_address,
     timer_deadline,
 )
@@ -215,6 +217,8 @@ class TrioDriver(Generic[EventT]):
 
     Start it with ``await nursery.start(driver.run)``. ``on_event`` runs in the reader task and
     must not block (set a ``trio.Event``, put into a channel with ``send_nowait``...).
+    ``respond_first`` suits an owner that answers what it receives (a server): the reader
+    sends what handling a datagram queued before it applies the ACK the datagram carried.
     """
 
     def __init__(
@@ -224,6 +228,7 @@ class TrioDriver(Generic[EventT]):
         on_event: Callable[[EventT], None],
         *,
         receive_batch: int = RECEIVE_BATCH,
+        respond_first: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self.socket = sock
@@ -268,6 +273,16 @@ class TrioDriver(Generic[EventT]):
         self._bursting = False
         self._closed = False
         self._counts = dict.fromkeys(DriverStatistics.__dataclass_fields__, 0)
+        # ACK bookkeeping after the response (Endpoint.defer_acks): for every datagram when
+        # the owner answers what it receives (``respond_first``: a server), and for those a
+        # caller reads itself (lead_call, lead). Deferred ACKs are applied before any wait.
+        self._deferring = ack_deferral(endpoint)
+        self._respond_first = respond_first and self._deferring is not None
+        if self._deferring is not None:
+            self._deferring.defer_acks = self._respond_first
+        self._process_deferred_acks = deferred_ack_processor(self._deferring)
+        #: A leader's datagram left its flush for the next wait (_on_datagram, _before_wait).
+        self._flush_owed = False
 
     @property
     def address(self) -> Address:
@@ -337,8 +352,12 @@ class TrioDriver(Generic[EventT]):
         :attr:`followers` until it is woken, so that the driver knows someone still waits.
         """
         self._leading = True
+        deferring = self._deferring
+        if deferring is not None:
+            deferring.defer_acks = True
         try:
             while not done():
+                self._before_wait()
                 self._leader_waiting = True
                 try:
                     await self._wait_readable()
@@ -346,9 +365,11 @@ class TrioDriver(Generic[EventT]):
                     return done()
                 finally:
                     self._leader_waiting = False
-                self._read_ready()
+                self._read_ready(flush=False)
             return True
         finally:
+            if deferring is not None:
+                deferring.defer_acks = self._respond_first
             self._leading = False
             self._leader_left()
 
@@ -363,8 +384,14 @@ class TrioDriver(Generic[EventT]):
         if udp is None:
             return await self.lead(partial(_woken, call))
         self._leading = True
+        deferring = self._deferring
+        if deferring is not None:
+            deferring.defer_acks = True
         try:
             while call.wake is not None:
+                if self._process_deferred_acks() or self._flush_owed:  # _before_wait, inlined
+                    self._flush_owed = False
+                    self._after_input(self._clock())
                 self._leader_waiting = True
                 try:
                     fd = udp._wait_fd
@@ -386,9 +413,11 @@ class TrioDriver(Generic[EventT]):
                 except OSError:  # e.g. an ICMP error queued on the socket: nothing to read
                     self._counts["receive_errors"] += 1
                     continue
-                self._on_datagram(data, (raw_addr[0], raw_addr[1]))
+                self._on_datagram(data, (raw_addr[0], raw_addr[1]), flush=False)
             return True
         finally:
+            if deferring is not None:
+                deferring.defer_acks = self._respond_first
             self._leading = False
             self._leader_left()
 
@@ -398,7 +427,7 @@ class TrioDriver(Generic[EventT]):
             self._leader_waiting = False
             self._interrupt_wait()
 
-    def _read_ready(self) -> None:
+    def _read_ready(self, flush: bool = True) -> None:
         try:
             item = self._try_recvfrom(RECV_BUFSIZE)
         except trio.ClosedResourceError:
@@ -407,7 +436,7 @@ class TrioDriver(Generic[EventT]):
             self._counts["receive_errors"] += 1
             return
         if item is not None:  # None: another reader took it first
-            self._on_datagram(item[0], item[1])
+            self._on_datagram(item[0], item[1], flush)
 
     def _leader_left(self) -> None:
         if self._closed:
@@ -452,6 +481,7 @@ class TrioDriver(Generic[EventT]):
 
     async def _read_loop(self) -> None:
         while not self._closed:
+            self._before_wait()
             deadline = timer_deadline(self.endpoint.get_timer(), self._last_fire)
             wake = math.inf if deadline is None else deadline
             park = self._leading or self._aside
@@ -488,7 +518,9 @@ class TrioDriver(Generic[EventT]):
     async def _read_until_cancelled(self) -> None:
         recvfrom, on_datagram = self.socket.recvfrom, self._on_datagram
         can_lead = self._can_lead
+        before_wait = self._before_wait
         while True:
+            before_wait()
             try:
                 data, addr = await recvfrom(RECV_BUFSIZE)
             except OSError:  # e.g. an ICMP error queued on the socket: nothing to read
@@ -508,7 +540,11 @@ class TrioDriver(Generic[EventT]):
         recvfrom = sock.recvfrom
         can_lead = self._can_lead
         wait_readable = trio.lowlevel.wait_readable
+        process_deferred_acks = self._process_deferred_acks
         while True:
+            if process_deferred_acks() or self._flush_owed:  # _before_wait, inlined
+                self._flush_owed = False
+                self._after_input(self._clock())
             # Wait first: after a small datagram another is rarely waiting already, and a
             # failed non-blocking read costs an exception (~5k instructions). A burst of
             # large datagrams is drained by _on_datagram without waiting. The wait is each
@@ -531,7 +567,25 @@ class TrioDriver(Generic[EventT]):
                 self._aside = True
                 return
 
-    def _on_datagram(self, data: bytes, addr: Address) -> None:
+    def _before_wait(self) -> None:
+        """What a leader's input left for later, done before waiting for the next one: apply
+        the ACKs the endpoint deferred, take what they caused (MessageAcked events, fast
+        retransmissions) and flush. It runs while the leader's caller has what it waited
+        for, instead of between the datagram and the caller's next call."""
+        if self._process_deferred_acks() or self._flush_owed:
+            self._flush_owed = False
+            self._after_input(self._clock())
+
+    def _on_datagram(self, data: bytes, addr: Address, flush: bool = True) -> None:
+        """Feed a datagram (and a burst after it), deliver its events and flush.
+
+        A leader passes ``flush=False``: the flush and the deferred ACKs wait for
+        _before_wait, which runs before its next wait. If the datagram completed its call,
+        that is after the caller's next call, which carries the ACK owed; the reader, out
+        of the way meanwhile, wakes within LEADER_GRACE to flush if no call comes first
+        (_leader_left). With ``respond_first``, the response goes out before the ACKs are
+        applied and the wake-up is re-armed.
+        """
         self._last_input = self.input_time = now = self._clock()
         receive = self.endpoint.receive_datagram
         receive(data, addr, now=now)
@@ -555,7 +609,16 @@ class TrioDriver(Generic[EventT]):
         next_event, on_event = self.endpoint.next_event, self._on_event
         while (event := next_event()) is not None:
             on_event(event)
-        self._flush(now)
+        if not flush:
+            self._flush_owed = True
+        elif self._respond_first:
+            self._flush(now, rearm=False)  # the response, before the ACK bookkeeping
+            if self._process_deferred_acks():
+                while (event := next_event()) is not None:
+                    on_event(event)
+            self._flush(now)
+        else:
+            self._flush(now)
 
     def _fire_timer(self) -> None:
         now = self._clock()
@@ -571,7 +634,7 @@ class TrioDriver(Generic[EventT]):
             on_event(event)
         self._flush(now)
 
-    def _flush(self, now: float) -> None:
+    def _flush(self, now: float, rearm: bool = True) -> None:
         """Send what the endpoint has to send, then move the reader's wake-up to the timer.
 
         One function: every input and every send passes here. The wake-up moves earlier if
@@ -604,7 +667,7 @@ class TrioDriver(Generic[EventT]):
             else:
                 self._send_all(datagrams)
         scope = self._timer_scope
-        if scope is None:
+        if scope is None or not rearm:
             return
         deadline = self.endpoint.get_timer()
         if deadline is not None and deadline <= self._last_fire:

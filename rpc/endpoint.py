@@ -28,6 +28,7 @@ from rpc.fragments import ReassemblyBudget
 from rpc.peer import AMPLIFICATION_FACTOR, Peer
 from rpc.stats import COUNTER_NAMES, SUMMED_FIELDS, Counters, EndpointStatistics, PeerStatistics
 from rpc.wire import (
+    FLAG_ACK,
     FLAG_DATA,
     FLAG_PING,
     MIN_DATAGRAM,
@@ -57,6 +58,9 @@ NEVER: Final = math.inf
 _heappop: Final = heapq.heappop
 _heappush: Final = heapq.heappush
 _heapreplace: Final = heapq.heapreplace
+#: ACK sections a deferring endpoint holds per peer at most (see ``Endpoint.defer_acks``): one
+#: more and it applies them all at once, so the lists stay bounded whatever its driver does.
+MAX_DEFERRED_ACKS: Final = 64
 #: Stands in the epoch index for the address of a closed session: matches no real address.
 _CLOSED: Final[Address] = ("", -1)
 #: What the endpoint accepts as a payload or a datagram; anything but ``bytes`` is copied once.
@@ -142,6 +146,16 @@ class Endpoint:
         self._unattributed = Counters()  # drops that cannot be charged to a peer
         self._counters = _EndpointCounters()
         self._next_idle_sweep = 0.0
+        #: When True, :meth:`receive_datagram` only records a datagram's ACK section, and
+        #: :meth:`process_deferred_acks` applies it later: a driver sends its response first
+        #: and does this bookkeeping when it is about to wait (docs/design.md, Contract 2).
+        #: Anything that reads what the acks change applies them first (timers, the send
+        #: buffer, statistics, closing), so only the order of events differs: a datagram's
+        #: MessageReceived comes before the MessageAcked its ACK causes.
+        self.defer_acks = False
+        # Peers with datagrams in their ``deferred_acks`` (a peer that restarted or was
+        # forgotten meanwhile has dropped them: they acknowledged its old session).
+        self._deferring_peers: list[Peer] = []
 
     # -- application API ---------------------------------------------------------------------
 
@@ -160,8 +174,11 @@ class Endpoint:
         if peer is None:
             peer = self._new_peer(addr, validated=True, now=now)
         if peer.buffered and peer.buffered + len(payload) > config.send_buffer_size:
-            peer.blocked = True
-            raise SendBufferFull(f"send buffer for {addr} is full")
+            if self._deferring_peers:  # they may free room
+                self.process_deferred_acks()
+            if peer.buffered and peer.buffered + len(payload) > config.send_buffer_size:
+                peer.blocked = True
+                raise SendBufferFull(f"send buffer for {addr} is full")
         wire, compressed = self._compressor.compress(payload)
         message_id = self._next_message_id
         self._next_message_id += 1
@@ -171,11 +188,15 @@ class Endpoint:
 
     def send_capacity(self, addr: Address) -> int:
         """Bytes the send buffer of ``addr`` accepts right now."""
+        if self._deferring_peers:
+            self.process_deferred_acks()
         peer = self._peers.get(addr)
         return self.config.send_buffer_size if peer is None else peer.send_capacity()
 
     def forget_peer(self, addr: Address) -> None:
         """Drop all state of ``addr``; its outstanding messages are abandoned without events."""
+        if self._deferring_peers:
+            self.process_deferred_acks()  # its deferred ACKs would be dropped: others' go first
         peer = self._peers.pop(addr, None)
         if peer is None:
             return
@@ -199,6 +220,8 @@ class Endpoint:
         of the closed session arriving later are dropped, so this endpoint must not send to
         ``addr`` again under its epoch (a client reconnects with a new Endpoint).
         """
+        if self._deferring_peers:
+            self.process_deferred_acks()
         peer = self._peers.get(addr)
         if peer is None:
             return
@@ -286,8 +309,45 @@ class Endpoint:
             return
         if dgram.receiver_epoch == self.epoch:
             peer.validated = True  # it echoed our epoch, so it receives at this address
-        peer.on_datagram(dgram, len(data), now)
+        if self.defer_acks and dgram.flags & FLAG_ACK:
+            dgram.received_at = now
+            pending = peer.deferred_acks
+            if not pending:
+                self._deferring_peers.append(peer)
+            pending.append(dgram)
+            peer.on_datagram(dgram, len(data), now, False)
+            if len(pending) > MAX_DEFERRED_ACKS:
+                self.process_deferred_acks()
+        else:
+            if self._deferring_peers:  # ACKs are applied in the order they arrived
+                self.process_deferred_acks()
+            peer.on_datagram(dgram, len(data), now, True)
         self._dirty[peer] = None  # its timers are recomputed when it is next looked at
+
+    def process_deferred_acks(self) -> bool:
+        """Apply the ACK sections :meth:`receive_datagram` deferred (see :attr:`defer_acks`),
+        in arrival order and each at its arrival time; True if there were any.
+
+        A driver calls it before it waits for input, then takes the events and datagrams it
+        caused (acknowledged messages, fast retransmissions) as after any input.
+        """
+        peers = self._deferring_peers
+        if not peers:
+            return False
+        dirty = self._dirty
+        for peer in peers:
+            pending = peer.deferred_acks
+            if not pending:
+                continue  # dropped with the session they acknowledged
+            for dgram in pending:
+                peer.on_ack(dgram.ack_ranges, dgram.ack_delay_us, dgram.received_at)
+            pending.clear()
+            if peer.retransmit or peer.new_queue:  # lost fragments, or room for new ones
+                dirty[peer] = None
+            elif peer not in dirty:
+                self._reschedule(peer)  # its timers only: nothing of it to send
+        peers.clear()
+        return True
 
     def _charge(self, addr: Address) -> Counters:
         peer = self._peers.get(addr)
@@ -402,7 +462,11 @@ class Endpoint:
     # -- timers ------------------------------------------------------------------------------
 
     def get_timer(self) -> float | None:
-        """The earliest deadline at which :meth:`handle_timer` must be called, or None."""
+        """The earliest deadline at which :meth:`handle_timer` must be called, or None.
+
+        While ACKs are deferred it may be earlier than it will be once they are applied
+        (a retransmission timeout they cancel): a wake-up for it finds nothing due.
+        """
         if self._dirty:
             self._reschedule_dirty()
         timers = self._timers
@@ -424,6 +488,8 @@ class Endpoint:
 
     def handle_timer(self, *, now: float) -> None:
         """Run every peer deadline that is due at ``now``."""
+        if self._deferring_peers:  # a deferred ACK may have settled what a timer would resend
+            self.process_deferred_acks()
         if self._dirty:
             self._reschedule_dirty()
         timers = self._timers
@@ -505,6 +571,8 @@ class Endpoint:
 
     def statistics(self) -> EndpointStatistics:
         """Totals over all peers, current and forgotten."""
+        if self._deferring_peers:
+            self.process_deferred_acks()
         totals = Counters()
         totals.add(self._retired)
         totals.add(self._unattributed)
@@ -516,6 +584,8 @@ class Endpoint:
 
     def peer_statistics(self, addr: Address) -> PeerStatistics | None:
         """A snapshot of one peer, or None if it is unknown."""
+        if self._deferring_peers:
+            self.process_deferred_acks()
         peer = self._peers.get(addr)
         if peer is None:
             return None

@@ -79,6 +79,7 @@ class Peer:
         "compressor",
         "config",
         "counters",
+        "deferred_acks",
         "emit",
         "epoch",
         "fragment_size",
@@ -159,6 +160,8 @@ class Peer:
         self.probes: deque[tuple[OutgoingMessage | None, int]] = deque()  # owed by a PTO
         self.buffered = 0  # bytes of outstanding messages (the send buffer)
         self.progress_time = now  # liveness: last acknowledgement, or when sending started
+        #: Datagrams whose ACK section the endpoint applies later (Endpoint.defer_acks).
+        self.deferred_acks: list[Datagram] = []
 
     # -- the application side --------------------------------------------------------------
 
@@ -190,6 +193,7 @@ class Peer:
         self.new_queue.clear()
         self.retransmit.clear()
         self.probes.clear()
+        self.deferred_acks.clear()  # they acknowledge what was just dropped
         self.buffered = 0
         self._report_capacity()
 
@@ -203,15 +207,19 @@ class Peer:
 
     # -- receiving ---------------------------------------------------------------------------
 
-    def on_datagram(self, dgram: Datagram, size: int, now: float) -> None:
-        """Process a datagram already checked for CRC, epochs and address."""
+    def on_datagram(self, dgram: Datagram, size: int, now: float, process_ack: bool) -> None:
+        """Process a datagram already checked for CRC, epochs and address.
+
+        Its ACK section is left to the caller when ``process_ack`` is false (the endpoint
+        defers it: see ``Endpoint.defer_acks``); it must then call :meth:`on_ack` with it.
+        """
         c = self.counters
         c.datagrams_received += 1
         c.bytes_received += size
         self.last_activity = now
         flags = dgram.flags
-        if flags & FLAG_ACK:
-            self._on_ack(dgram, now)
+        if process_ack and flags & FLAG_ACK:
+            self.on_ack(dgram.ack_ranges, dgram.ack_delay_us, now)
         eliciting = flags & (FLAG_DATA | FLAG_PING) != 0
         pn = dgram.packet_number
         acks = self.acks
@@ -223,9 +231,11 @@ class Peer:
             return  # refused: not acknowledged, so the sender will retransmit it
         acks.record(pn, eliciting, now)
 
-    def _on_ack(self, dgram: Datagram, now: float) -> None:
+    def on_ack(self, ranges: list[tuple[int, int]], ack_delay_us: int, now: float) -> None:
+        """Apply an ACK section received at ``now``: acknowledged fragments and messages,
+        RTT sample, congestion window, and loss detection."""
         recovery = self.recovery
-        acked, lost = recovery.on_ack(dgram.ack_ranges, dgram.ack_delay_us * 1e-6, now)
+        acked, lost = recovery.on_ack(ranges, ack_delay_us * 1e-6, now)
         if recovery.spurious_losses:
             self.counters.spurious_losses += recovery.spurious_losses
             recovery.spurious_losses = 0

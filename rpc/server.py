@@ -146,7 +146,10 @@ class Server:
         try:
             async with BackgroundNursery() as nursery:
                 self._calls.start(nursery)
-                self._driver = TrioDriver(self._endpoint, socket, self._handle_event)
+                # respond_first: a reply goes out before the ACK its CALL carried is applied.
+                self._driver = TrioDriver(
+                    self._endpoint, socket, self._handle_event, respond_first=True
+                )
                 await nursery.start(self._driver.run)
                 task_status.started(self.address)
                 await self._stopped.wait()

@@ -90,6 +90,7 @@ class Datagram:
         "message_id",
         "offset",
         "packet_number",
+        "received_at",
         "receiver_epoch",
         "sender_epoch",
         "total_length",
@@ -123,6 +124,8 @@ class Datagram:
         self.total_length = total_length
         self.offset = offset
         self.fragment = fragment
+        #: When it arrived, for an ACK the endpoint applies later (``Endpoint.defer_acks``).
+        self.received_at = 0.0
 
 
 def encode_ack(ranges: Sequence[Sequence[int]], ack_delay_us: int) -> bytes:

@@ -447,3 +447,24 @@ async def test_a_refused_oneway_call_is_reported_to_its_caller(
     assert impl.records == ["accepted"]
     assert stats.calls_failed.get("SERVER_BUSY") == 1
     assert client.statistics().in_flight == 0
+
+
+async def test_an_idle_client_still_acknowledges_its_last_reply(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A leading caller leaves the flush after its reply (and the ACK bookkeeping) for later:
+    # with no next call to carry the ACK, the driver must still send it in time, or the
+    # server would resend the reply.
+    net = SimNetwork(21, faults=LinkFaults(delay=0.002))
+    async with (
+        sim_server(net, [LabImpl()]) as server,
+        rpc.connect(*SERVER_ADDR, socket=net.socket()) as client,
+    ):
+        lab = LabClient(client)
+        assert [await lab.bump("k") for _ in range(3)] == [1, 2, 3]
+        await trio.sleep(2.0)  # idle with the session open
+        transport = server.statistics().transport
+        assert transport.messages_sent >= 3
+        assert transport.messages_acked == transport.messages_sent  # the last reply too
+        assert transport.retransmissions == 0
+        assert client.statistics().transport.retransmissions == 0
