@@ -2,6 +2,7 @@
 
     python benchmarks/bench_instructions.py                        # every system; a few minutes
     python benchmarks/bench_instructions.py --systems raw-trio udprpc-async
+    python benchmarks/bench_instructions.py --critical-path        # only what the peer waits for
 
 Wall-clock and CPU-time figures on a shared 2-vCPU VM swing by up to 2x between runs, so a change
 worth 10% cannot be seen in them. Instruction counts can: each side of each system (the client
@@ -14,6 +15,12 @@ iterations and timer wake-ups varies a little with timing).
 Only user-space instructions are counted: the kernel's part of each system call is not, and
 neither are cache misses, so this is a measure of the Python work per call, not a prediction of
 the rate. Needs ``valgrind`` on the PATH. Every run is bounded by a call count and a timeout.
+
+``--critical-path`` counts only the part of each call the other side waits for: from the moment
+a process has input (its wait returned with a datagram ready, or it read one) to its next send
+(see ``_critical_path.py``). A sequential call's rate follows this more closely than the total,
+since what a process does after a send overlaps the peer's work. It needs a C compiler and
+valgrind's headers (``valgrind/callgrind.h``) to build the one-line collection switch.
 """
 
 from __future__ import annotations
@@ -33,6 +40,11 @@ from typing import TextIO
 
 import _common as c
 import trio
+
+#: The collection switch ``_critical_path.py`` loads (``--critical-path``).
+_TOGGLE_SOURCE = """#include <valgrind/callgrind.h>
+void udprpc_cg_toggle(void) { CALLGRIND_TOGGLE_COLLECT; }
+"""
 
 #: Calls of the short and the long series whose difference is measured.
 SERIES = (300, 2300)
@@ -183,19 +195,51 @@ def client_command(system: str, port: int, calls: int, stubs: Path) -> list[str]
     )  # fmt: skip
 
 
-def count_once(system: str, side: str, calls: int, stubs: Path, work: Path) -> int:
-    """Instructions of the ``side`` process over a series of ``calls`` calls."""
+def build_toggle(work: Path) -> Path:
+    """Compile the collection switch for ``--critical-path``; exits with a message if it can't."""
+    source, library = work / "cg_toggle.c", work / "cg_toggle.so"
+    source.write_text(_TOGGLE_SOURCE)
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None:
+        raise SystemExit("--critical-path needs a C compiler (cc or gcc) on the PATH")
+    built = subprocess.run(
+        [compiler, "-O2", "-shared", "-fPIC", "-o", str(library), str(source)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if built.returncode != 0:
+        raise SystemExit(
+            "--critical-path could not build its callgrind switch (are valgrind's headers, "
+            f"valgrind/callgrind.h, installed?):\n{built.stderr}"
+        )
+    return library
+
+
+def measured(command: list[str], log: Path, toggle: Path | None) -> list[str]:
+    """``command`` (a python script's) run under callgrind; with ``toggle``, collecting only
+    the critical path (``_critical_path.py`` runs the script)."""
+    if toggle is None:
+        return valgrind_prefix(log) + command
+    python, script, *args = command
+    hook = str(Path(__file__).resolve().parent / "_critical_path.py")
+    return [*valgrind_prefix(log), "--collect-atstart=no", python, hook, str(toggle), script, *args]
+
+
+def count_once(
+    system: str, side: str, calls: int, stubs: Path, work: Path, toggle: Path | None = None
+) -> int:
+    """Instructions of the ``side`` process over a series of ``calls`` calls (with ``toggle``:
+    of its critical path only)."""
     log = work / f"{system}.{side}.{calls}.log"
     log.unlink(missing_ok=True)
     server = server_command(system, stubs)
     if side == "server":
-        server = valgrind_prefix(log) + server
+        server = measured(server, log, toggle)
     with c.server_process(
         server, measured=False, ready_timeout=VALGRIND_READY_TIMEOUT, exit_grace=30.0
     ) as port:
         client = client_command(system, port, calls, stubs)
         if side == "client":
-            client = valgrind_prefix(log) + client
+            client = measured(client, log, toggle)
         done = subprocess.run(
             client, env=c.subprocess_env(), timeout=RUN_TIMEOUT, check=True,
             capture_output=True, text=True,
@@ -206,12 +250,12 @@ def count_once(system: str, side: str, calls: int, stubs: Path, work: Path) -> i
     return collected(log)
 
 
-def per_call(system: str, side: str, stubs: Path, work: Path) -> float:
+def per_call(system: str, side: str, stubs: Path, work: Path, toggle: Path | None = None) -> float:
     """Instructions one call costs ``side``: the difference of two series."""
     short, long = SERIES
     c.progress(f"[{system}] counting the {side} ({short} and {long} calls under callgrind)")
-    low = count_once(system, side, short, stubs, work)
-    high = count_once(system, side, long, stubs, work)
+    low = count_once(system, side, short, stubs, work, toggle)
+    high = count_once(system, side, long, stubs, work, toggle)
     return (high - low) / (long - short)
 
 
@@ -224,7 +268,9 @@ def bench_stubs() -> Iterator[Path]:
         yield path
 
 
-def report(rows: Sequence[tuple[str, float, float]], out: TextIO | None = None) -> None:
+def report(
+    rows: Sequence[tuple[str, float, float]], out: TextIO | None = None, *, critical: bool = False
+) -> None:
     """Print the table: per side, both sides, and each system's total over raw trio's."""
     raw = {system: client + server for system, client, server in rows}.get("raw-trio")
     table = []
@@ -233,7 +279,8 @@ def report(rows: Sequence[tuple[str, float, float]], out: TextIO | None = None) 
         ratio = "-" if raw is None else f"{total / raw:.2f}x"
         table.append([system, f"{client:,.0f}", f"{server:,.0f}", f"{total:,.0f}", ratio])
     headers = ("system", "client", "server", "both", "x raw trio")
-    print("\n== instructions per sequential 16 B echo call (callgrind, user space)", file=out)
+    what = "critical path only: input to next send" if critical else "user space"
+    print(f"\n== instructions per sequential 16 B echo call (callgrind, {what})", file=out)
     c.print_table(headers, table, out=out)
 
 
@@ -251,14 +298,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument(
+        "--critical-path", action="store_true",
+        help="count only from a process's input to its next send (what the peer waits for)",
+    )  # fmt: skip
     args = parser.parse_args(args_list)
     rows = []
     with bench_stubs() as stubs, tempfile.TemporaryDirectory(prefix="udprpc-cg-") as tmp:
+        toggle = build_toggle(Path(tmp)) if args.critical_path else None
         for system in args.systems:
-            client = per_call(system, "client", stubs, Path(tmp))
-            server = per_call(system, "server", stubs, Path(tmp))
+            client = per_call(system, "client", stubs, Path(tmp), toggle)
+            server = per_call(system, "server", stubs, Path(tmp), toggle)
             rows.append((system, client, server))
-    report(rows, sys.stdout)
+    report(rows, sys.stdout, critical=args.critical_path)
     return 0
 
 

@@ -231,7 +231,11 @@ class ReplyCache:
                     self._bytes -= ENTRY_OVERHEAD
                     spare = old
                 else:
+                    # Its reply not acked yet (the server applies a CALL's ACKs after
+                    # replying to it): the floor says the client has it all the same.
                     self._delete(session, below, old)
+                    old.reply = old.message_id = None
+                    spare = old
                 self._released += 1
         entry = entries.get(call_no)
         if entry is not None:
@@ -253,9 +257,9 @@ class ReplyCache:
         if spare is None:
             entry = CacheEntry(session, call_no)
         else:
-            # Nothing refers to a released settled entry any more (its call finished, its
-            # reply was acked, so no message maps to it): reusing it saves building one per
-            # call for a sequential client. Its reply, message id and below_floor are unset.
+            # Nothing refers to a released entry any more (its call finished and no message
+            # maps to it): reusing it saves building one per call for a sequential client.
+            # Its reply, message id and below_floor are unset.
             entry = spare
             entry.state = EntryState.RUNNING
             entry.session = session
