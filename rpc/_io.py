@@ -132,7 +132,7 @@ def ack_deferral(endpoint: object) -> DeferringEndpoint | None:
     """``endpoint`` if it can defer ACK processing (``Endpoint.defer_acks``), else None.
 
     A driver that switches it on must call ``process_deferred_acks`` before it waits for
-    input, and take the events and datagrams that caused; it then sends its response to a
+    input, and take the events and datagrams it causes; it then sends its response to a
     datagram before the bookkeeping of the ACK the datagram carried. A test double without
     the feature gets None and is driven as before.
     """

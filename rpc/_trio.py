@@ -390,7 +390,6 @@ class TrioDriver(Generic[EventT]):
         try:
             while call.wake is not None:
                 if self._process_deferred_acks() or self._flush_owed:  # _before_wait, inlined
-                    self._flush_owed = False
                     self._after_input(self._clock())
                 self._leader_waiting = True
                 try:
@@ -543,7 +542,6 @@ class TrioDriver(Generic[EventT]):
         process_deferred_acks = self._process_deferred_acks
         while True:
             if process_deferred_acks() or self._flush_owed:  # _before_wait, inlined
-                self._flush_owed = False
                 self._after_input(self._clock())
             # Wait first: after a small datagram another is rarely waiting already, and a
             # failed non-blocking read costs an exception (~5k instructions). A burst of
@@ -573,7 +571,6 @@ class TrioDriver(Generic[EventT]):
         retransmissions) and flush. It runs while the leader's caller has what it waited
         for, instead of between the datagram and the caller's next call."""
         if self._process_deferred_acks() or self._flush_owed:
-            self._flush_owed = False
             self._after_input(self._clock())
 
     def _on_datagram(self, data: bytes, addr: Address, flush: bool = True) -> None:
@@ -629,6 +626,7 @@ class TrioDriver(Generic[EventT]):
 
     def _after_input(self, now: float) -> None:
         self.input_time = now
+        self._flush_owed = False  # this is the flush a leader's datagram left
         next_event, on_event = self.endpoint.next_event, self._on_event
         while (event := next_event()) is not None:
             on_event(event)
