@@ -357,7 +357,10 @@ class TrioDriver(Generic[EventT]):
             deferring.defer_acks = True
         try:
             while not done():
-                self._before_wait()
+                if self._process_deferred_acks() or self._flush_owed:  # _before_wait, inlined
+                    self._after_input(self._clock())
+                    if done():  # an ACK applied just now was what it waited for
+                        break
                 self._leader_waiting = True
                 try:
                     await self._wait_readable()
@@ -391,6 +394,8 @@ class TrioDriver(Generic[EventT]):
             while call.wake is not None:
                 if self._process_deferred_acks() or self._flush_owed:  # _before_wait, inlined
                     self._after_input(self._clock())
+                    if _woken(call):  # an ACK applied just now was what it waited for
+                        break
                 self._leader_waiting = True
                 try:
                     fd = udp._wait_fd

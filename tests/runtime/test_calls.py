@@ -468,3 +468,19 @@ async def test_an_idle_client_still_acknowledges_its_last_reply(
         assert transport.messages_acked == transport.messages_sent  # the last reply too
         assert transport.retransmissions == 0
         assert client.statistics().transport.retransmissions == 0
+
+
+async def test_oneway_returns_when_its_ack_arrives(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Its result comes from the ACK alone, which a leading caller applies just before it
+    # would wait again: it must then return, not wait for more input.
+    impl = LabImpl()
+    async with sim_lab(impl) as (_, _server, client):
+        lab = LabClient(client)
+        await lab.bump("warm-up")  # the handshake is done: the next call leads at once
+        for _ in range(3):
+            started = trio.current_time()
+            await lab.record("hello", timeout=30.0)
+            assert trio.current_time() - started < 0.1  # the ack delay, not the timeout
+    assert impl.records == ["hello"] * 3
