@@ -351,16 +351,11 @@ class TrioDriver(Generic[EventT]):
         :meth:`interrupt_leader`. A caller that cannot lead parks instead, counted in
         :attr:`followers` until it is woken, so that the driver knows someone still waits.
         """
-        self._leading = True
-        deferring = self._deferring
-        if deferring is not None:
-            deferring.defer_acks = True
+        self._start_leading()
         try:
             while not done():
-                if self._process_deferred_acks() or self._flush_owed:  # _before_wait, inlined
-                    self._after_input(self._clock())
-                    if done():  # an ACK applied just now was what it waited for
-                        break
+                if self._before_wait() and done():  # an ACK applied just now completed it
+                    break
                 self._leader_waiting = True
                 try:
                     await self._wait_readable()
@@ -371,9 +366,6 @@ class TrioDriver(Generic[EventT]):
                 self._read_ready(flush=False)
             return True
         finally:
-            if deferring is not None:
-                deferring.defer_acks = self._respond_first
-            self._leading = False
             self._leader_left()
 
     async def lead_call(self, call: Waiter) -> bool:
@@ -386,10 +378,7 @@ class TrioDriver(Generic[EventT]):
         udp = self._udp
         if udp is None:
             return await self.lead(partial(_woken, call))
-        self._leading = True
-        deferring = self._deferring
-        if deferring is not None:
-            deferring.defer_acks = True
+        self._start_leading()
         try:
             while call.wake is not None:
                 if self._process_deferred_acks() or self._flush_owed:  # _before_wait, inlined
@@ -420,9 +409,6 @@ class TrioDriver(Generic[EventT]):
                 self._on_datagram(data, (raw_addr[0], raw_addr[1]), flush=False)
             return True
         finally:
-            if deferring is not None:
-                deferring.defer_acks = self._respond_first
-            self._leading = False
             self._leader_left()
 
     def interrupt_leader(self) -> None:
@@ -442,7 +428,17 @@ class TrioDriver(Generic[EventT]):
         if item is not None:  # None: another reader took it first
             self._on_datagram(item[0], item[1], flush)
 
+    def _start_leading(self) -> None:
+        """The calling task reads the socket from now on; it defers the ACKs it reads."""
+        self._leading = True
+        if self._deferring is not None:
+            self._deferring.defer_acks = True
+
     def _leader_left(self) -> None:
+        """The leading task stopped reading: hand the socket back (see _start_leading)."""
+        self._leading = False
+        if self._deferring is not None:
+            self._deferring.defer_acks = self._respond_first
         if self._closed:
             return
         if self.followers:  # they still wait: the reader reads for them from now on
@@ -570,13 +566,16 @@ class TrioDriver(Generic[EventT]):
                 self._aside = True
                 return
 
-    def _before_wait(self) -> None:
+    def _before_wait(self) -> bool:
         """What a leader's input left for later, done before waiting for the next one: apply
         the ACKs the endpoint deferred, take what they caused (MessageAcked events, fast
-        retransmissions) and flush. It runs while the leader's caller has what it waited
-        for, instead of between the datagram and the caller's next call."""
+        retransmissions) and flush; True if there was anything. It runs while the leader's
+        caller has what it waited for, instead of between the datagram and the caller's
+        next call."""
         if self._process_deferred_acks() or self._flush_owed:
             self._after_input(self._clock())
+            return True
+        return False
 
     def _on_datagram(self, data: bytes, addr: Address, flush: bool = True) -> None:
         """Feed a datagram (and a burst after it), deliver its events and flush.

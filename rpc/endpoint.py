@@ -174,8 +174,7 @@ class Endpoint:
         if peer is None:
             peer = self._new_peer(addr, validated=True, now=now)
         if peer.buffered and peer.buffered + len(payload) > config.send_buffer_size:
-            if self._deferring_peers:  # they may free room
-                self.process_deferred_acks()
+            self.process_deferred_acks()  # deferred ACKs may free room
             if peer.buffered and peer.buffered + len(payload) > config.send_buffer_size:
                 peer.blocked = True
                 raise SendBufferFull(f"send buffer for {addr} is full")
@@ -188,15 +187,13 @@ class Endpoint:
 
     def send_capacity(self, addr: Address) -> int:
         """Bytes the send buffer of ``addr`` accepts right now."""
-        if self._deferring_peers:
-            self.process_deferred_acks()
+        self.process_deferred_acks()
         peer = self._peers.get(addr)
         return self.config.send_buffer_size if peer is None else peer.send_capacity()
 
     def forget_peer(self, addr: Address) -> None:
         """Drop all state of ``addr``; its outstanding messages are abandoned without events."""
-        if self._deferring_peers:
-            self.process_deferred_acks()  # its deferred ACKs would be dropped: others' go first
+        self.process_deferred_acks()  # its deferred ACKs would be dropped: others' go first
         peer = self._peers.pop(addr, None)
         if peer is None:
             return
@@ -220,8 +217,7 @@ class Endpoint:
         of the closed session arriving later are dropped, so this endpoint must not send to
         ``addr`` again under its epoch (a client reconnects with a new Endpoint).
         """
-        if self._deferring_peers:
-            self.process_deferred_acks()
+        self.process_deferred_acks()
         peer = self._peers.get(addr)
         if peer is None:
             return
@@ -488,8 +484,7 @@ class Endpoint:
 
     def handle_timer(self, *, now: float) -> None:
         """Run every peer deadline that is due at ``now``."""
-        if self._deferring_peers:  # a deferred ACK may have settled what a timer would resend
-            self.process_deferred_acks()
+        self.process_deferred_acks()  # a deferred ACK may have settled what a timer would resend
         if self._dirty:
             self._reschedule_dirty()
         timers = self._timers
@@ -571,8 +566,7 @@ class Endpoint:
 
     def statistics(self) -> EndpointStatistics:
         """Totals over all peers, current and forgotten."""
-        if self._deferring_peers:
-            self.process_deferred_acks()
+        self.process_deferred_acks()
         totals = Counters()
         totals.add(self._retired)
         totals.add(self._unattributed)
@@ -584,8 +578,7 @@ class Endpoint:
 
     def peer_statistics(self, addr: Address) -> PeerStatistics | None:
         """A snapshot of one peer, or None if it is unknown."""
-        if self._deferring_peers:
-            self.process_deferred_acks()
+        self.process_deferred_acks()
         peer = self._peers.get(addr)
         if peer is None:
             return None
