@@ -34,6 +34,7 @@ import trio
 
 from rpc._io import (
     BURST_HINT_BYTES,
+    BURST_PROBE_INTERVAL,
     RECEIVE_BATCH,
     RECV_BUFSIZE,
     Address,
@@ -271,6 +272,7 @@ class TrioDriver(Generic[EventT]):
         self._wake_at = math.inf
         self._last_fire = -math.inf
         self._bursting = False
+        self._probe_in = BURST_PROBE_INTERVAL  # datagrams until the next look for a burst
         self._closed = False
         self._counts = dict.fromkeys(DriverStatistics.__dataclass_fields__, 0)
         # ACK bookkeeping after the response (Endpoint.defer_acks): for every datagram when
@@ -591,10 +593,14 @@ class TrioDriver(Generic[EventT]):
         receive = self.endpoint.receive_datagram
         receive(data, addr, now=now)
         received = 1
-        # Drain a burst before flushing, so that acks coalesce. A failed non-blocking read
+        # Drain a burst before flushing, so that acks coalesce and a queue of small datagrams
+        # (many calls in flight) costs one wake-up, not one each. A failed non-blocking read
         # costs a syscall and an exception (~3 us), so only look for more when a burst is
-        # likely: after a full-size fragment, or when the last look found something.
-        if self._bursting or len(data) >= BURST_HINT_BYTES:
+        # likely: after a full-size fragment, when the last look found something, or every
+        # BURST_PROBE_INTERVAL datagrams (how a queue of small ones is found).
+        self._probe_in -= 1
+        if self._bursting or len(data) >= BURST_HINT_BYTES or self._probe_in <= 0:
+            self._probe_in = BURST_PROBE_INTERVAL
             while received < self._batch:
                 try:
                     item = self._try_recvfrom(RECV_BUFSIZE)

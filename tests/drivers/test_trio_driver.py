@@ -11,6 +11,7 @@ import trio
 import trio.testing
 
 from drivers.fake_endpoint import FakeEndpoint, FakeEvent
+from rpc._io import BURST_PROBE_INTERVAL, RECEIVE_BATCH
 from rpc._trio import TrioDriver, TrioUdpSocket, open_udp_socket
 from rpc.errors import ClientClosed
 from rpc.testing import SimNetwork, SimSocket
@@ -202,6 +203,27 @@ async def test_real_udp_burst_of_fragments_is_read_in_batches() -> None:
     assert isinstance(endpoint, FakeEndpoint)
     assert len(seen_b) == 50
     assert len(set(endpoint.received_at)) < 50  # several datagrams shared one wakeup
+
+
+async def test_real_udp_queue_of_small_datagrams_is_found_and_drained() -> None:
+    # Many calls in flight: small datagrams queue on the socket. Each is read through its own
+    # wake-up only until the periodic look (BURST_PROBE_INTERVAL) finds the queue; the rest
+    # then come in batches.
+    a, b, seen_a, seen_b = make_pair(await open_udp_socket(), await open_udp_socket())
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.run)
+            for i in range(200):  # small, sent before b's reader runs: they pile up
+                a.send_message(b.address, i.to_bytes(2, "big"))
+            await nursery.start(b.run)
+            await seen_a.until(200)
+            await a.aclose()
+            await b.aclose()
+    endpoint = b.endpoint
+    assert isinstance(endpoint, FakeEndpoint)
+    assert [int.from_bytes(e.data, "big") for e in seen_b] == list(range(200))
+    wakeups = len(set(endpoint.received_at))
+    assert wakeups <= BURST_PROBE_INTERVAL + 200 // RECEIVE_BATCH + 1
 
 
 class FlakySocket(SimSocket):

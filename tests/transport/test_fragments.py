@@ -142,3 +142,29 @@ def test_completed_ids_stay_bounded_as_the_floor_advances() -> None:
         assert stuck.add(message_id, 1, 0, b"m", False, 0.0) == b"m"
     assert stuck.add(14, 1, 0, b"m", False, 0.0) == REFUSED
     assert stuck.add(9, 1, 0, b"m", False, 0.0) == b"m"  # below every remembered id
+
+
+def test_completed_ids_are_pruned_in_amortised_constant_time_with_many_in_flight() -> None:
+    # 40 messages in flight: the floor trails the newest id by 40 and advances on every one.
+    r = reassembler()
+    in_flight, rebuilds, largest = 40, 0, 0
+    for message_id in range(1, 2001):
+        before = r.completed
+        r.advance_floor(max(0, message_id - in_flight))
+        rebuilds += r.completed is not before
+        assert r.add(message_id, 1, 0, b"m", False, 0.0) == b"m"
+        largest = max(largest, len(r.completed))
+        # Ids below the floor may linger until the next prune, but are never delivered again.
+        assert r.add(message_id - in_flight - 1, 1, 0, b"m", False, 0.0) == DUPLICATE
+    assert rebuilds <= 2000 // in_flight  # about one per in_flight advances, not one each
+    assert largest <= 2 * in_flight + 2
+
+
+def test_a_full_completed_table_prunes_ids_below_the_floor_before_refusing() -> None:
+    r = Reassembler(ReassemblyBudget(KiB), KiB, 4, KiB, max_completed=8, timeout=30.0)
+    for message_id in range(1, 8):
+        assert r.add(message_id, 1, 0, b"m", False, 0.0) == b"m"
+    r.advance_floor(7)  # six ids now below the floor, not yet pruned (7 < 8)
+    assert len(r.completed) == 7
+    for message_id in range(8, 15):  # the table holds only id 7 and these: room for all
+        assert r.add(message_id, 1, 0, b"m", False, 0.0) == b"m"
