@@ -32,6 +32,7 @@ from typing import Generic, Protocol
 
 import trio
 
+from rpc._idle_wait import IdleWait
 from rpc._io import (
     BURST_HINT_BYTES,
     BURST_PROBE_INTERVAL,
@@ -273,6 +274,7 @@ class TrioDriver(Generic[EventT]):
         self._last_fire = -math.inf
         self._bursting = False
         self._probe_in = BURST_PROBE_INTERVAL  # datagrams until the next look for a burst
+        self._idle_wait = IdleWait()
         self._closed = False
         self._counts = dict.fromkeys(DriverStatistics.__dataclass_fields__, 0)
         # ACK bookkeeping after the response (Endpoint.defer_acks): for every datagram when
@@ -380,6 +382,7 @@ class TrioDriver(Generic[EventT]):
         udp = self._udp
         if udp is None:
             return await self.lead(partial(_woken, call))
+        idle_wait = self._idle_wait.wait_readable
         self._start_leading()
         try:
             while call.wake is not None:
@@ -391,7 +394,7 @@ class TrioDriver(Generic[EventT]):
                 try:
                     fd = udp._wait_fd
                     if fd >= 0 and not udp._closed:  # its wait_readable, inlined
-                        await trio.lowlevel.wait_readable(fd)
+                        await idle_wait(fd)
                     else:
                         await udp.wait_readable()
                 except trio.ClosedResourceError:
@@ -541,16 +544,19 @@ class TrioDriver(Generic[EventT]):
         sock, on_datagram = udp._sock, self._on_datagram
         recvfrom = sock.recvfrom
         can_lead = self._can_lead
-        wait_readable = trio.lowlevel.wait_readable
         process_deferred_acks = self._process_deferred_acks
+        idle_wait, fd = self._idle_wait.wait_readable, sock.fileno()
         while True:
             if process_deferred_acks() or self._flush_owed:  # _before_wait, inlined
                 self._after_input(self._clock())
             # Wait first: after a small datagram another is rarely waiting already, and a
             # failed non-blocking read costs an exception (~5k instructions). A burst of
             # large datagrams is drained by _on_datagram without waiting. The wait is each
-            # read's cancel point (the timer fires even under a flood) and schedule point.
-            await wait_readable(sock)  # raises ClosedResourceError if closed meanwhile
+            # read's cancel point (the timer fires even under a flood) and, unless the run
+            # has nothing else to do (IdleWait), its schedule point.
+            if udp._closed:
+                raise trio.ClosedResourceError("socket was closed")
+            await idle_wait(fd)  # raises ClosedResourceError if closed meanwhile
             if udp._closed:
                 raise trio.ClosedResourceError("socket was closed")
             try:

@@ -1,0 +1,132 @@
+"""Wait for a datagram in one blocking ``select`` while the trio run has nothing else to do.
+
+A trio task that waits for its socket through trio pays for the event loop twice per datagram:
+suspending (the scheduler's bookkeeping, ``epoll_ctl``) and waking (``epoll_wait`` returns,
+the task is rescheduled, the next batch runs it). In a sequential exchange that wake-up lies on
+the critical path of every call: about 20k instructions each side, as much as the whole
+receive path of the transport core. When no other task is runnable and no other task waits for
+I/O, nothing but this socket, a timer or a cross-thread wake-up can give the run work to do.
+:meth:`IdleWait.wait_readable` then blocks in ``select`` on the socket and on trio's own
+wake-up socket (which every ``run_sync_soon``, thread result and Ctrl-C goes through) until the
+earliest trio deadline or :data:`IDLE_WAIT_LIMIT`, whichever is sooner, and the task reads the
+datagram without leaving the processor. Anything else makes it decline, and the caller waits
+through trio as before: another task runnable or waiting for I/O, a deadline due, a task
+waiting for the run to be idle (``MockClock``'s autojump), trio's guest mode, an I/O backend
+other than epoll, or trio internals that are not what this module knows.
+
+This reads trio's private run state (the run queue, the epoll registrations, the deadline heap
+and the entry queue's wake-up socket). Every access is checked once per run and the module
+falls back to the ordinary path if any is missing; ``tests/drivers/test_idle_wait.py`` pins
+the behaviour on the trio version installed.
+"""
+
+from __future__ import annotations
+
+import math
+import select
+from typing import Any
+
+import trio
+
+#: Longest blocking wait (seconds). It bounds how late the run notices anything select does not
+#: watch; a loopback or LAN reply takes well under this, and a slower one is then waited for
+#: through trio. A deadline due sooner shortens it.
+IDLE_WAIT_LIMIT = 0.002
+
+
+def _run_context() -> Any:
+    """trio's per-thread run context (private), or None if this trio has none by that name."""
+    try:
+        from trio._core._run import GLOBAL_RUN_CONTEXT
+    except ImportError:  # pragma: no cover - depends on the trio version
+        return None
+    return GLOBAL_RUN_CONTEXT
+
+
+#: Where trio keeps the current run's ``runner`` (``None``: this module always declines).
+_RUN_CONTEXT: Any = _run_context()
+
+
+class IdleWait:
+    """Waits for one socket on behalf of a trio run, blocking in ``select`` when it is idle."""
+
+    def __init__(self) -> None:
+        self._runner: Any = None  # the run the attributes below belong to
+        self._runq: Any = None
+        self._registered: Any = None
+        self._deadlines: Any = None
+        self._clock: Any = None
+        self._waiting_for_idle: Any = None
+        self._wakeup_fd = -1
+        self._usable = False
+
+    def _bind(self, runner: Any) -> None:
+        """Look up, once per run, the run state :meth:`idle_timeout` reads."""
+        self._runner = runner
+        self._usable = False
+        try:
+            runq = runner.runq
+            io_manager = runner.io_manager
+            registered = io_manager._registered
+            deadlines = runner.deadlines
+            clock = runner.clock
+            waiting_for_idle = runner.waiting_for_idle
+            runner.clock_autojump_threshold  # noqa: B018  (present: read on every wait)
+            guest = runner.is_guest
+            wakeup_fd = runner.entry_queue.wakeup.wakeup_sock.fileno()
+            deadlines.next_deadline  # noqa: B018  (present: checked here, called later)
+        except AttributeError:
+            return
+        if (
+            guest  # blocking would block the host's event loop
+            or type(io_manager).__name__ != "EpollIOManager"
+            or not isinstance(registered, dict)
+        ):
+            return
+        self._runq, self._registered, self._deadlines = runq, registered, deadlines
+        self._clock, self._waiting_for_idle, self._wakeup_fd = clock, waiting_for_idle, wakeup_fd
+        self._usable = True
+
+    def idle_timeout(self) -> float:
+        """How long the calling task may block the run (seconds); 0.0 when it may not.
+
+        Positive only when no other task is runnable or waits for I/O (trio's wake-up socket
+        aside, which the blocking wait watches too): until the earliest deadline, at most
+        :data:`IDLE_WAIT_LIMIT`.
+        """
+        runner: Any = getattr(_RUN_CONTEXT, "runner", None)
+        if runner is not self._runner:
+            self._bind(runner)
+        if (
+            not self._usable
+            or self._runq
+            or self._waiting_for_idle
+            or runner.clock_autojump_threshold != math.inf
+        ):
+            return 0.0  # a task to run, or one waiting for the run to be idle (MockClock's
+            # autojump, wait_all_tasks_blocked): only trio's own wait may see it idle
+        registered = self._registered
+        if registered and (len(registered) > 1 or self._wakeup_fd not in registered):
+            return 0.0  # another task waits for I/O: trio must watch it
+        # Real seconds until the earliest deadline, as the run loop computes its own wait.
+        timeout: float = self._clock.deadline_to_sleep_time(self._deadlines.next_deadline())
+        return min(timeout, IDLE_WAIT_LIMIT) if timeout > 0.0 else 0.0
+
+    async def wait_readable(self, fd: int) -> None:
+        """Return when ``fd`` is readable, like ``trio.lowlevel.wait_readable``.
+
+        A cancel point like trio's (a pending cancellation raises before anything else). If
+        the run is idle, it first blocks in ``select`` for up to :meth:`idle_timeout`; if
+        ``fd`` becomes readable then, it returns without leaving the processor. Otherwise
+        (busy run, timeout, trio's wake-up socket readable), it waits through trio.
+        """
+        timeout = self.idle_timeout()
+        if timeout > 0.0:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                readable = select.select((fd, self._wakeup_fd), (), (), timeout)[0]
+            except (OSError, ValueError):  # a closed descriptor: trio's wait reports it
+                readable = []
+            if readable == [fd]:
+                return
+        await trio.lowlevel.wait_readable(fd)

@@ -1,0 +1,163 @@
+"""IdleWait: a blocking wait only while the trio run has nothing else to do (real clock)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+import trio
+import trio.testing
+
+from rpc._idle_wait import IDLE_WAIT_LIMIT, IdleWait
+
+
+class StepCounter(trio.abc.Instrument):
+    """Counts the steps of one task: a wait that goes through trio takes one more."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.steps += 1
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.bind(("127.0.0.1", 0))
+    b.bind(("127.0.0.1", 0))
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def _steps_of_wait(idle: IdleWait, fd: int) -> int:
+    """Run ``idle.wait_readable(fd)`` in a run of its own; how many task steps it took."""
+
+    async def main() -> int:
+        counter = StepCounter(trio.lowlevel.current_task())
+        trio.lowlevel.add_instrument(counter)
+        await idle.wait_readable(fd)
+        trio.lowlevel.remove_instrument(counter)
+        return counter.steps
+
+    return trio.run(main)
+
+
+def test_an_idle_run_waits_without_leaving_the_task(pair: tuple[socket.socket, ...]) -> None:
+    a, b = pair
+    a.sendto(b"x", b.getsockname())
+    assert _steps_of_wait(IdleWait(), b.fileno()) == 0
+    assert b.recv(16) == b"x"
+
+
+def test_a_busy_run_waits_through_trio(pair: tuple[socket.socket, ...]) -> None:
+    a, b = pair
+    a.sendto(b"x", b.getsockname())
+    idle = IdleWait()
+
+    async def main() -> tuple[float, int]:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep, 0)  # runnable: the run is not idle
+            counter = StepCounter(trio.lowlevel.current_task())
+            trio.lowlevel.add_instrument(counter)
+            timeout = idle.idle_timeout()
+            await idle.wait_readable(b.fileno())
+            trio.lowlevel.remove_instrument(counter)
+        return timeout, counter.steps
+
+    timeout, steps = trio.run(main)
+    assert timeout == 0.0
+    assert steps == 1
+
+
+def test_it_declines_while_another_task_waits_for_io(pair: tuple[socket.socket, ...]) -> None:
+    a, _ = pair
+    idle = IdleWait()
+
+    async def main() -> tuple[float, float]:
+        alone = idle.idle_timeout()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.lowlevel.wait_readable, a)  # nothing ever comes to a
+            await trio.testing.wait_all_tasks_blocked()
+            watched = idle.idle_timeout()
+            nursery.cancel_scope.cancel()
+        return alone, watched
+
+    alone, watched = trio.run(main)
+    assert alone == IDLE_WAIT_LIMIT
+    assert watched == 0.0
+
+
+def test_a_near_deadline_shortens_the_wait() -> None:
+    idle = IdleWait()
+
+    async def main() -> float:
+        with trio.move_on_after(IDLE_WAIT_LIMIT / 4):
+            return idle.idle_timeout()
+        raise AssertionError("the scope ended early")
+
+    assert 0.0 < trio.run(main) <= IDLE_WAIT_LIMIT / 4
+
+
+def test_it_declines_under_an_autojump_clock() -> None:
+    idle = IdleWait()
+
+    async def main() -> float:
+        return idle.idle_timeout()
+
+    assert trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0)) == 0.0
+
+
+def test_a_pending_cancellation_raises_even_with_a_datagram_ready(
+    pair: tuple[socket.socket, ...],
+) -> None:
+    a, b = pair
+    a.sendto(b"x", b.getsockname())
+    idle = IdleWait()
+
+    async def main() -> bool:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await idle.wait_readable(b.fileno())
+        return scope.cancelled_caught
+
+    assert trio.run(main)
+
+
+def test_a_wake_up_from_another_thread_ends_the_blocking_wait(
+    pair: tuple[socket.socket, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing arrives on the socket, and the blocking wait may last a minute: the thread's
+    # result must still reach the run at once, through trio's wake-up socket, which the
+    # blocking wait watches (else fail_after's deadline, 5 s, ends the wait and the test).
+    monkeypatch.setattr("rpc._idle_wait.IDLE_WAIT_LIMIT", 60.0)
+    _, b = pair
+    idle = IdleWait()
+
+    async def main() -> str:
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+
+                async def wait_forever() -> None:
+                    await trio.testing.wait_all_tasks_blocked()  # main waits for its thread
+                    while True:  # the run is idle now: this blocks in select
+                        await idle.wait_readable(b.fileno())
+
+                nursery.start_soon(wait_forever)
+                result = await trio.to_thread.run_sync(_after_a_while)
+                nursery.cancel_scope.cancel()
+        return result
+
+    assert trio.run(main) == "from the thread"
+
+
+def _after_a_while() -> str:
+    time.sleep(0.2)  # in the thread: the waiting task blocks in select by then
+    return "from the thread"
