@@ -115,18 +115,24 @@ class IdleWait:
     async def wait_readable(self, fd: int) -> None:
         """Return when ``fd`` is readable, like ``trio.lowlevel.wait_readable``.
 
-        A cancel point like trio's (a pending cancellation raises before anything else). If
-        the run is idle, it first blocks in ``select`` for up to :meth:`idle_timeout`; if
-        ``fd`` becomes readable then, it returns without leaving the processor. Otherwise
-        (busy run, timeout, trio's wake-up socket readable), it waits through trio.
+        A checkpoint like trio's. If the run looks idle, it first yields once: tasks already
+        taken from the run queue for the run loop's current batch are invisible to
+        :meth:`idle_timeout`, and would otherwise wait behind the blocking wait (and behind
+        every later one, while datagrams keep coming). After that yield, the run is checked
+        again; if it is still idle, the task blocks in ``select`` for up to
+        :meth:`idle_timeout` and, if ``fd`` becomes readable then, returns without a trip
+        through the run loop. Tasks that became runnable during the yield's batch wait at most
+        that long. Otherwise (busy run, timeout, trio's wake-up socket readable) it waits
+        through trio.
         """
-        timeout = self.idle_timeout()
-        if timeout > 0.0:
-            await trio.lowlevel.checkpoint_if_cancelled()
-            try:
-                readable = select.select((fd, self._wakeup_fd), (), (), timeout)[0]
-            except (OSError, ValueError):  # a closed descriptor: trio's wait reports it
-                readable = []
-            if readable == [fd]:
-                return
+        if self.idle_timeout() > 0.0:
+            await trio.lowlevel.checkpoint()  # raises a pending cancellation, lets others run
+            timeout = self.idle_timeout()
+            if timeout > 0.0:
+                try:
+                    readable = select.select((fd, self._wakeup_fd), (), (), timeout)[0]
+                except (OSError, ValueError):  # a closed descriptor: trio's wait reports it
+                    readable = []
+                if readable == [fd]:
+                    return
         await trio.lowlevel.wait_readable(fd)

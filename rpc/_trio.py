@@ -394,7 +394,10 @@ class TrioDriver(Generic[EventT]):
                 try:
                     fd = udp._wait_fd
                     if fd >= 0 and not udp._closed:  # its wait_readable, inlined
-                        await idle_wait(fd)
+                        if self._bursting or self.followers:  # see _read_udp_until_cancelled
+                            await trio.lowlevel.wait_readable(fd)
+                        else:
+                            await idle_wait(fd)
                     else:
                         await udp.wait_readable()
                 except trio.ClosedResourceError:
@@ -544,6 +547,7 @@ class TrioDriver(Generic[EventT]):
         sock, on_datagram = udp._sock, self._on_datagram
         recvfrom = sock.recvfrom
         can_lead = self._can_lead
+        wait_readable = trio.lowlevel.wait_readable
         process_deferred_acks = self._process_deferred_acks
         idle_wait, fd = self._idle_wait.wait_readable, sock.fileno()
         while True:
@@ -556,7 +560,14 @@ class TrioDriver(Generic[EventT]):
             # has nothing else to do (IdleWait), its schedule point.
             if udp._closed:
                 raise trio.ClosedResourceError("socket was closed")
-            await idle_wait(fd)  # raises ClosedResourceError if closed meanwhile
+            # With calls in flight (parked followers) or a burst under way, datagrams come
+            # faster than they are handled and trio's wait lets them pile up into batches;
+            # one at a time through select would cost more. Otherwise (a sequential peer),
+            # an idle run waits in select (IdleWait): no trip through the run loop.
+            if self._bursting or self.followers:
+                await wait_readable(fd)  # raises ClosedResourceError if closed meanwhile
+            else:
+                await idle_wait(fd)
             if udp._closed:
                 raise trio.ClosedResourceError("socket was closed")
             try:

@@ -13,16 +13,18 @@ import trio.testing
 from rpc._idle_wait import IDLE_WAIT_LIMIT, IdleWait
 
 
-class StepCounter(trio.abc.Instrument):
-    """Counts the steps of one task: a wait that goes through trio takes one more."""
+@pytest.fixture
+def trio_waits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The descriptors waited for through trio's own ``wait_readable`` (not the idle path)."""
+    waited: list[int] = []
+    real = trio.lowlevel.wait_readable
 
-    def __init__(self, task: trio.lowlevel.Task) -> None:
-        self.task = task
-        self.steps = 0
+    async def counting(fd: int) -> None:
+        waited.append(fd)
+        await real(fd)
 
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if task is self.task:
-            self.steps += 1
+    monkeypatch.setattr(trio.lowlevel, "wait_readable", counting)
+    return waited
 
 
 @pytest.fixture
@@ -37,44 +39,47 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     b.close()
 
 
-def _steps_of_wait(idle: IdleWait, fd: int) -> int:
-    """Run ``idle.wait_readable(fd)`` in a run of its own; how many task steps it took."""
-
-    async def main() -> int:
-        counter = StepCounter(trio.lowlevel.current_task())
-        trio.lowlevel.add_instrument(counter)
-        await idle.wait_readable(fd)
-        trio.lowlevel.remove_instrument(counter)
-        return counter.steps
-
-    return trio.run(main)
-
-
-def test_an_idle_run_waits_without_leaving_the_task(pair: tuple[socket.socket, ...]) -> None:
+def test_an_idle_run_waits_in_select(
+    pair: tuple[socket.socket, ...], trio_waits: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rpc._idle_wait.IDLE_WAIT_LIMIT", 5.0)  # the datagram comes in 50 ms
     a, b = pair
-    a.sendto(b"x", b.getsockname())
-    assert _steps_of_wait(IdleWait(), b.fileno()) == 0
+    idle = IdleWait()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            # The datagram comes while the task waits (a thread sends it: no other task runs).
+            nursery.start_soon(trio.to_thread.run_sync, _send_later, a, b.getsockname())
+            await trio.testing.wait_all_tasks_blocked()
+            await idle.wait_readable(b.fileno())
+
+    trio.run(main)
     assert b.recv(16) == b"x"
+    assert trio_waits == []
 
 
-def test_a_busy_run_waits_through_trio(pair: tuple[socket.socket, ...]) -> None:
+def test_a_busy_run_waits_through_trio(
+    pair: tuple[socket.socket, ...], trio_waits: list[int]
+) -> None:
     a, b = pair
     a.sendto(b"x", b.getsockname())
     idle = IdleWait()
 
-    async def main() -> tuple[float, int]:
+    async def main() -> float:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(trio.sleep, 0)  # runnable: the run is not idle
-            counter = StepCounter(trio.lowlevel.current_task())
-            trio.lowlevel.add_instrument(counter)
             timeout = idle.idle_timeout()
             await idle.wait_readable(b.fileno())
-            trio.lowlevel.remove_instrument(counter)
-        return timeout, counter.steps
+        return timeout
 
-    timeout, steps = trio.run(main)
-    assert timeout == 0.0
-    assert steps == 1
+    assert trio.run(main) == 0.0
+    assert trio_waits == [b.fileno()]
+
+
+def _send_later(a: socket.socket, addr: tuple[str, int]) -> None:
+    time.sleep(0.05)
+    a.sendto(b"x", addr)
+    time.sleep(0.1)  # the thread's result (trio's wake-up socket) comes well after the datagram
 
 
 def test_it_declines_while_another_task_waits_for_io(pair: tuple[socket.socket, ...]) -> None:
@@ -161,3 +166,37 @@ def test_a_wake_up_from_another_thread_ends_the_blocking_wait(
 def _after_a_while() -> str:
     time.sleep(0.2)  # in the thread: the waiting task blocks in select by then
     return "from the thread"
+
+
+def test_a_task_scheduled_in_the_same_batch_is_not_starved(
+    pair: tuple[socket.socket, ...],
+) -> None:
+    # The run queue does not show tasks already taken for the run loop's current batch: a
+    # waiter that never yielded would keep them waiting while its datagrams keep coming.
+    a, b = pair
+    idle = IdleWait()
+
+    async def main() -> int:
+        for _ in range(50):
+            a.sendto(b"x", b.getsockname())
+        waits = 0
+        other_ran_after = -1
+
+        async def reader() -> None:
+            nonlocal waits
+            for _ in range(50):
+                await idle.wait_readable(b.fileno())
+                b.recv(16)
+                waits += 1
+
+        async def other() -> None:
+            nonlocal other_ran_after
+            other_ran_after = waits
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)  # both in one batch, in trio's (random) order
+            nursery.start_soon(other)
+        return other_ran_after
+
+    for _ in range(20):  # the order within the batch is random: try both
+        assert trio.run(main) == 0
