@@ -6,7 +6,7 @@ the task is rescheduled, the next batch runs it). In a sequential exchange that 
 the critical path of every call: about 20k instructions each side, as much as the whole
 receive path of the transport core. When no other task is runnable and no other task waits for
 I/O, nothing but this socket, a timer or a cross-thread wake-up can give the run work to do.
-:meth:`IdleWait.wait_readable` then blocks in ``select`` on the socket and on trio's own
+:meth:`IdleWait.wait` then blocks in ``select`` on the socket and on trio's own
 wake-up socket (which every ``run_sync_soon``, thread result and Ctrl-C goes through) until the
 earliest trio deadline or :data:`IDLE_WAIT_LIMIT`, whichever is sooner, and the task reads the
 datagram without leaving the processor. Anything else makes it decline, and the caller waits
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import select
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -112,27 +113,32 @@ class IdleWait:
         timeout: float = self._clock.deadline_to_sleep_time(self._deadlines.next_deadline())
         return min(timeout, IDLE_WAIT_LIMIT) if timeout > 0.0 else 0.0
 
-    async def wait_readable(self, fd: int) -> None:
-        """Return when ``fd`` is readable, like ``trio.lowlevel.wait_readable``.
+    async def wait(self, fd: int, closed: Callable[[], bool]) -> bool:
+        """Wait for ``fd`` to be readable in ``select`` if the run is idle; True if it is.
 
-        A checkpoint like trio's. If the run looks idle, it first yields once: tasks already
-        taken from the run queue for the run loop's current batch are invisible to
-        :meth:`idle_timeout`, and would otherwise wait behind the blocking wait (and behind
-        every later one, while datagrams keep coming). After that yield, the run is checked
-        again; if it is still idle, the task blocks in ``select`` for up to
-        :meth:`idle_timeout` and, if ``fd`` becomes readable then, returns without a trip
-        through the run loop. Tasks that became runnable during the yield's batch wait at most
-        that long. Otherwise (busy run, timeout, trio's wake-up socket readable) it waits
-        through trio.
+        False means the caller must wait through trio (``trio.lowlevel.wait_readable``)
+        after checking ``closed()``: the run is busy, the wait timed out, trio's wake-up
+        socket became readable, or the socket was closed meanwhile.
+
+        A checkpoint whenever it may block. If the run looks idle, it first yields once:
+        tasks already taken from the run queue for the run loop's current batch are
+        invisible to :meth:`idle_timeout`, and would otherwise wait behind the blocking wait
+        (and behind every later one, while datagrams keep coming). After that yield the run
+        is checked again (and ``closed()``, since another task may have closed the socket,
+        and its descriptor number may be reused); if it is still idle, the task blocks in
+        ``select`` for up to :meth:`idle_timeout`. Tasks that became runnable during the
+        yield's batch wait at most that long.
         """
-        if self.idle_timeout() > 0.0:
-            await trio.lowlevel.checkpoint()  # raises a pending cancellation, lets others run
-            timeout = self.idle_timeout()
-            if timeout > 0.0:
-                try:
-                    readable = select.select((fd, self._wakeup_fd), (), (), timeout)[0]
-                except (OSError, ValueError):  # a closed descriptor: trio's wait reports it
-                    readable = []
-                if readable == [fd]:
-                    return
-        await trio.lowlevel.wait_readable(fd)
+        if self.idle_timeout() <= 0.0:
+            return False
+        await trio.lowlevel.checkpoint()  # raises a pending cancellation, lets others run
+        if closed():
+            return False
+        timeout = self.idle_timeout()
+        if timeout <= 0.0:
+            return False
+        try:
+            readable = select.select((fd, self._wakeup_fd), (), (), timeout)[0]
+        except (OSError, ValueError):  # a closed descriptor: the caller's wait reports it
+            return False
+        return readable == [fd]

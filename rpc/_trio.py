@@ -382,7 +382,7 @@ class TrioDriver(Generic[EventT]):
         udp = self._udp
         if udp is None:
             return await self.lead(partial(_woken, call))
-        idle_wait = self._idle_wait.wait_readable
+        idle_wait, closed = self._idle_wait.wait, partial(getattr, udp, "_closed")
         self._start_leading()
         try:
             while call.wake is not None:
@@ -394,10 +394,11 @@ class TrioDriver(Generic[EventT]):
                 try:
                     fd = udp._wait_fd
                     if fd >= 0 and not udp._closed:  # its wait_readable, inlined
-                        if self._bursting or self.followers:  # see _read_udp_until_cancelled
+                        # See _read_udp_until_cancelled for when a wait may use IdleWait.
+                        if self._bursting or self.followers or not await idle_wait(fd, closed):
+                            if closed():  # meanwhile, by another task
+                                return call.wake is None
                             await trio.lowlevel.wait_readable(fd)
-                        else:
-                            await idle_wait(fd)
                     else:
                         await udp.wait_readable()
                 except trio.ClosedResourceError:
@@ -549,7 +550,8 @@ class TrioDriver(Generic[EventT]):
         can_lead = self._can_lead
         wait_readable = trio.lowlevel.wait_readable
         process_deferred_acks = self._process_deferred_acks
-        idle_wait, fd = self._idle_wait.wait_readable, sock.fileno()
+        idle_wait, fd = self._idle_wait.wait, sock.fileno()
+        closed = partial(getattr, udp, "_closed")
         while True:
             if process_deferred_acks() or self._flush_owed:  # _before_wait, inlined
                 self._after_input(self._clock())
@@ -564,10 +566,10 @@ class TrioDriver(Generic[EventT]):
             # faster than they are handled and trio's wait lets them pile up into batches;
             # one at a time through select would cost more. Otherwise (a sequential peer),
             # an idle run waits in select (IdleWait): no trip through the run loop.
-            if self._bursting or self.followers:
-                await wait_readable(fd)  # raises ClosedResourceError if closed meanwhile
-            else:
-                await idle_wait(fd)
+            if self._bursting or self.followers or not await idle_wait(fd, closed):
+                if closed():  # meanwhile, by another task
+                    raise trio.ClosedResourceError("socket was closed")
+                await wait_readable(sock)  # raises ClosedResourceError if closed meanwhile
             if udp._closed:
                 raise trio.ClosedResourceError("socket was closed")
             try:

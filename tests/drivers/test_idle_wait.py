@@ -51,7 +51,7 @@ def test_an_idle_run_waits_in_select(
             # The datagram comes while the task waits (a thread sends it: no other task runs).
             nursery.start_soon(trio.to_thread.run_sync, _send_later, a, b.getsockname())
             await trio.testing.wait_all_tasks_blocked()
-            await idle.wait_readable(b.fileno())
+            await _wait(idle, b.fileno())
 
     trio.run(main)
     assert b.recv(16) == b"x"
@@ -69,11 +69,21 @@ def test_a_busy_run_waits_through_trio(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(trio.sleep, 0)  # runnable: the run is not idle
             timeout = idle.idle_timeout()
-            await idle.wait_readable(b.fileno())
+            await _wait(idle, b.fileno())
         return timeout
 
     assert trio.run(main) == 0.0
     assert trio_waits == [b.fileno()]
+
+
+async def _wait(idle: IdleWait, fd: int) -> None:
+    """How the drivers use it: the idle wait, else trio's."""
+    if not await idle.wait(fd, _never_closed):
+        await trio.lowlevel.wait_readable(fd)
+
+
+def _never_closed() -> bool:
+    return False
 
 
 def _send_later(a: socket.socket, addr: tuple[str, int]) -> None:
@@ -130,7 +140,7 @@ def test_a_pending_cancellation_raises_even_with_a_datagram_ready(
     async def main() -> bool:
         with trio.CancelScope() as scope:
             scope.cancel()
-            await idle.wait_readable(b.fileno())
+            await _wait(idle, b.fileno())
         return scope.cancelled_caught
 
     assert trio.run(main)
@@ -153,7 +163,7 @@ def test_a_wake_up_from_another_thread_ends_the_blocking_wait(
                 async def wait_forever() -> None:
                     await trio.testing.wait_all_tasks_blocked()  # main waits for its thread
                     while True:  # the run is idle now: this blocks in select
-                        await idle.wait_readable(b.fileno())
+                        await _wait(idle, b.fileno())
 
                 nursery.start_soon(wait_forever)
                 result = await trio.to_thread.run_sync(_after_a_while)
@@ -185,7 +195,7 @@ def test_a_task_scheduled_in_the_same_batch_is_not_starved(
         async def reader() -> None:
             nonlocal waits
             for _ in range(50):
-                await idle.wait_readable(b.fileno())
+                await _wait(idle, b.fileno())
                 b.recv(16)
                 waits += 1
 
