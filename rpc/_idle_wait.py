@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import select
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,11 @@ import trio
 #: watch; a loopback or LAN reply takes well under this, and a slower one is then waited for
 #: through trio. A deadline due sooner shortens it.
 IDLE_WAIT_LIMIT = 0.002
+#: A blocking wait yields to the run loop first if it has not for this long (seconds): tasks
+#: the run loop has already taken for its current batch are not in the run queue, so the
+#: idle check cannot see them, and they wait until the task yields. A yield costs a trip
+#: through the run loop (~20 us), too much to pay before every wait of a sequential caller.
+IDLE_YIELD_INTERVAL = 0.001
 
 
 def _run_context() -> Any:
@@ -60,11 +66,13 @@ class IdleWait:
         self._waiting_for_idle: Any = None
         self._wakeup_fd = -1
         self._usable = False
+        self._yielded_at = -math.inf  # time.perf_counter() of the last yield before a wait
 
     def _bind(self, runner: Any) -> None:
         """Look up, once per run, the run state :meth:`idle_timeout` reads."""
         self._runner = runner
         self._usable = False
+        self._yielded_at = -math.inf
         try:
             runq = runner.runq
             io_manager = runner.io_manager
@@ -120,20 +128,24 @@ class IdleWait:
         after checking ``closed()``: the run is busy, the wait timed out, trio's wake-up
         socket became readable, or the socket was closed meanwhile.
 
-        A checkpoint whenever it may block. If the run looks idle, it first yields once:
-        tasks already taken from the run queue for the run loop's current batch are
-        invisible to :meth:`idle_timeout`, and would otherwise wait behind the blocking wait
-        (and behind every later one, while datagrams keep coming). After that yield the run
-        is checked again (and ``closed()``, since another task may have closed the socket,
-        and its descriptor number may be reused); if it is still idle, the task blocks in
-        ``select`` for up to :meth:`idle_timeout`. Tasks that became runnable during the
-        yield's batch wait at most that long.
+        A cancel point whenever it may block, and a schedule point at least every
+        :data:`IDLE_YIELD_INTERVAL`: tasks already taken from the run queue for the run
+        loop's current batch are invisible to :meth:`idle_timeout`, and would otherwise wait
+        behind every blocking wait for as long as datagrams keep coming. So a task made
+        runnable waits at most about that interval plus one wait. After a yield the run is
+        checked again, and ``closed()`` too: another task may have closed the socket, and
+        its descriptor number may be reused.
         """
         if self.idle_timeout() <= 0.0:
             return False
-        await trio.lowlevel.checkpoint()  # raises a pending cancellation, lets others run
-        if closed():
-            return False
+        now = time.perf_counter()
+        if now - self._yielded_at < IDLE_YIELD_INTERVAL:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        else:
+            self._yielded_at = now
+            await trio.lowlevel.checkpoint()  # raises a pending cancellation, lets others run
+            if closed():
+                return False
         timeout = self.idle_timeout()
         if timeout <= 0.0:
             return False
