@@ -188,20 +188,27 @@ async def test_real_udp_round_trips() -> None:
     assert all(e.kind == "acked" and e.addr == b.address for e in seen_a)
 
 
-async def test_real_udp_burst_of_fragments_is_read_in_batches() -> None:
+async def pile_up_then_read(payloads: list[bytes]) -> tuple[FakeEndpoint, Seen]:
+    """Send ``payloads`` over real UDP before the receiver's reader runs (they pile up on its
+    socket), then let it read them all; its endpoint and events."""
     a, b, seen_a, seen_b = make_pair(await open_udp_socket(), await open_udp_socket())
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             await nursery.start(a.run)
-            for _ in range(50):  # fragment-sized, sent before b's reader runs: they pile up
-                a.send_message(b.address, bytes(1000))
+            for payload in payloads:
+                a.send_message(b.address, payload)
             await nursery.start(b.run)
-            await seen_a.until(50)
+            await seen_a.until(len(payloads))
             await a.aclose()
             await b.aclose()
     endpoint = b.endpoint
     assert isinstance(endpoint, FakeEndpoint)
-    assert len(seen_b) == 50
+    return endpoint, seen_b
+
+
+async def test_real_udp_burst_of_fragments_is_read_in_batches() -> None:
+    endpoint, seen = await pile_up_then_read([bytes(1000)] * 50)  # fragment-sized
+    assert len(seen) == 50
     assert len(set(endpoint.received_at)) < 50  # several datagrams shared one wakeup
 
 
@@ -209,19 +216,8 @@ async def test_real_udp_queue_of_small_datagrams_is_found_and_drained() -> None:
     # Many calls in flight: small datagrams queue on the socket. Each is read through its own
     # wake-up only until the periodic look (BURST_PROBE_INTERVAL) finds the queue; the rest
     # then come in batches.
-    a, b, seen_a, seen_b = make_pair(await open_udp_socket(), await open_udp_socket())
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(a.run)
-            for i in range(200):  # small, sent before b's reader runs: they pile up
-                a.send_message(b.address, i.to_bytes(2, "big"))
-            await nursery.start(b.run)
-            await seen_a.until(200)
-            await a.aclose()
-            await b.aclose()
-    endpoint = b.endpoint
-    assert isinstance(endpoint, FakeEndpoint)
-    assert [int.from_bytes(e.data, "big") for e in seen_b] == list(range(200))
+    endpoint, seen = await pile_up_then_read([i.to_bytes(2, "big") for i in range(200)])
+    assert [int.from_bytes(e.data, "big") for e in seen] == list(range(200))
     wakeups = len(set(endpoint.received_at))
     assert wakeups <= BURST_PROBE_INTERVAL + 200 // RECEIVE_BATCH + 1
 
