@@ -121,20 +121,21 @@ class IdleWait:
         timeout: float = self._clock.deadline_to_sleep_time(self._deadlines.next_deadline())
         return min(timeout, IDLE_WAIT_LIMIT) if timeout > 0.0 else 0.0
 
-    async def wait(self, fd: int, closed: Callable[[], bool]) -> bool:
+    async def wait(self, fd: int, stopped: Callable[[], bool]) -> bool:
         """Wait for ``fd`` to be readable in ``select`` if the run is idle; True if it is.
 
         False means the caller must wait through trio (``trio.lowlevel.wait_readable``)
-        after checking ``closed()``: the run is busy, the wait timed out, trio's wake-up
-        socket became readable, or the socket was closed meanwhile.
+        after checking ``stopped()``: the run is busy, the wait timed out, trio's wake-up
+        socket became readable, or ``stopped()`` became true during the yield (the caller's
+        socket was closed, or its wait interrupted, by another task).
 
         A cancel point whenever it may block, and a schedule point at least every
         :data:`IDLE_YIELD_INTERVAL`: tasks already taken from the run queue for the run
         loop's current batch are invisible to :meth:`idle_timeout`, and would otherwise wait
         behind every blocking wait for as long as datagrams keep coming. So a task made
         runnable waits at most about that interval plus one wait. After a yield the run is
-        checked again, and ``closed()`` too: another task may have closed the socket, and
-        its descriptor number may be reused.
+        checked again, and ``stopped()`` too: another task may have closed the socket (its
+        descriptor number may then be reused) or interrupted the wait.
         """
         if self.idle_timeout() <= 0.0:
             return False
@@ -144,7 +145,8 @@ class IdleWait:
         else:
             self._yielded_at = now
             await trio.lowlevel.checkpoint()  # raises a pending cancellation, lets others run
-            if closed():
+            await trio.lowlevel.checkpoint_if_cancelled()  # ... and one that came meanwhile
+            if stopped():
                 return False
         timeout = self.idle_timeout()
         if timeout <= 0.0:

@@ -382,7 +382,11 @@ class TrioDriver(Generic[EventT]):
         udp = self._udp
         if udp is None:
             return await self.lead(partial(_woken, call))
-        idle_wait, closed = self._idle_wait.wait, partial(getattr, udp, "_closed")
+        idle_wait = self._idle_wait.wait
+
+        def stopped() -> bool:  # closed, or interrupt_leader was called during IdleWait's yield
+            return udp._closed or not self._leader_waiting
+
         self._start_leading()
         try:
             while call.wake is not None:
@@ -395,8 +399,8 @@ class TrioDriver(Generic[EventT]):
                     fd = udp._wait_fd
                     if fd >= 0 and not udp._closed:  # its wait_readable, inlined
                         # See _read_udp_until_cancelled for when a wait may use IdleWait.
-                        if self._bursting or self.followers or not await idle_wait(fd, closed):
-                            if closed():  # meanwhile, by another task
+                        if self._bursting or self.followers or not await idle_wait(fd, stopped):
+                            if stopped():  # meanwhile, by another task: as trio's wait would
                                 return call.wake is None
                             await trio.lowlevel.wait_readable(fd)
                     else:

@@ -210,3 +210,39 @@ def test_a_task_scheduled_in_the_same_batch_is_not_starved(
 
     for _ in range(20):  # the order within the batch is random: try both
         assert trio.run(main) == 0
+
+
+def test_a_wait_stopped_during_its_yield_does_not_block(
+    pair: tuple[socket.socket, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another task closes the socket or interrupts the wait while the waiter yields: the
+    # waiter must not then block (nothing will come, and nobody else can run to say so).
+    monkeypatch.setattr("rpc._idle_wait.IDLE_WAIT_LIMIT", 60.0)
+    _, b = pair
+    idle = IdleWait()
+    interrupted = False
+
+    async def main() -> tuple[bool, float]:
+        nonlocal interrupted
+        result = True
+        start = trio.current_time()
+        with trio.move_on_after(5):  # a blocking wait would end only here
+            async with trio.open_nursery() as nursery:
+
+                async def waiter() -> None:
+                    nonlocal result
+                    result = await idle.wait(b.fileno(), lambda: interrupted)
+
+                async def interrupter() -> None:
+                    nonlocal interrupted
+                    interrupted = True
+
+                # One batch, in either order: the waiter's idle check cannot see the other
+                # task, so it yields before blocking, and the other task runs then.
+                nursery.start_soon(waiter)
+                nursery.start_soon(interrupter)
+        return result, trio.current_time() - start
+
+    result, took = trio.run(main)
+    assert result is False
+    assert took < 2.5  # at once, not at the 5 s deadline
