@@ -12,12 +12,14 @@ earliest trio deadline or :data:`IDLE_WAIT_LIMIT`, whichever is sooner, and the 
 datagram without leaving the processor. Anything else makes it decline, and the caller waits
 through trio as before: another task runnable or waiting for I/O, a deadline due, a task
 waiting for the run to be idle (``MockClock``'s autojump), trio's guest mode, an I/O backend
-other than epoll, or trio internals that are not what this module knows.
+other than epoll, or trio internals that are not what this module knows. It yields to the run
+loop before blocking at least every :data:`IDLE_YIELD_INTERVAL`, for the tasks the idle check
+cannot see (see :meth:`IdleWait.wait`).
 
-This reads trio's private run state (the run queue, the epoll registrations, the deadline heap
-and the entry queue's wake-up socket). Every access is checked once per run and the module
-falls back to the ordinary path if any is missing; ``tests/drivers/test_idle_wait.py`` pins
-the behaviour on the trio version installed.
+This reads trio's private run state (the run queue, the epoll registrations, the deadline heap,
+the autojump threshold and the entry queue's wake-up socket). Every access is checked once per
+run and the module falls back to the ordinary path if any is missing;
+``tests/drivers/test_idle_wait.py`` pins the behaviour on the trio version installed.
 """
 
 from __future__ import annotations
