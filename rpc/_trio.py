@@ -382,11 +382,7 @@ class TrioDriver(Generic[EventT]):
         udp = self._udp
         if udp is None:
             return await self.lead(partial(_woken, call))
-        idle_wait = self._idle_wait.wait
-
-        def stopped() -> bool:  # closed, or interrupt_leader was called during IdleWait's yield
-            return udp._closed or not self._leader_waiting
-
+        idle_wait, stopped = self._idle_wait.wait, self._leader_stopped
         self._start_leading()
         try:
             while call.wake is not None:
@@ -423,6 +419,15 @@ class TrioDriver(Generic[EventT]):
             return True
         finally:
             self._leader_left()
+
+    def _leader_stopped(self) -> bool:
+        """The socket closed, or interrupt_leader was called (during IdleWait's yield)."""
+        udp = self._udp
+        return udp is None or udp._closed or not self._leader_waiting
+
+    def _socket_closed(self) -> bool:
+        udp = self._udp
+        return udp is None or udp._closed
 
     def interrupt_leader(self) -> None:
         """Wake the leader if it is blocked waiting for input (it then checks ``done()``)."""
@@ -554,8 +559,7 @@ class TrioDriver(Generic[EventT]):
         can_lead = self._can_lead
         wait_readable = trio.lowlevel.wait_readable
         process_deferred_acks = self._process_deferred_acks
-        idle_wait, fd = self._idle_wait.wait, sock.fileno()
-        closed = partial(getattr, udp, "_closed")
+        idle_wait, fd, closed = self._idle_wait.wait, sock.fileno(), self._socket_closed
         while True:
             if process_deferred_acks() or self._flush_owed:  # _before_wait, inlined
                 self._after_input(self._clock())

@@ -28,6 +28,12 @@ def trio_waits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 @pytest.fixture
+def patient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocking waits may last a minute: only what ends them early lets a test finish."""
+    monkeypatch.setattr("rpc._idle_wait.IDLE_WAIT_LIMIT", 60.0)
+
+
+@pytest.fixture
 def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -146,13 +152,13 @@ def test_a_pending_cancellation_raises_even_with_a_datagram_ready(
     assert trio.run(main)
 
 
+@pytest.mark.usefixtures("patient")
 def test_a_wake_up_from_another_thread_ends_the_blocking_wait(
-    pair: tuple[socket.socket, ...], monkeypatch: pytest.MonkeyPatch
+    pair: tuple[socket.socket, ...],
 ) -> None:
     # Nothing arrives on the socket, and the blocking wait may last a minute: the thread's
     # result must still reach the run at once, through trio's wake-up socket, which the
     # blocking wait watches (else fail_after's deadline, 5 s, ends the wait and the test).
-    monkeypatch.setattr("rpc._idle_wait.IDLE_WAIT_LIMIT", 60.0)
     _, b = pair
     idle = IdleWait()
 
@@ -212,12 +218,12 @@ def test_a_task_scheduled_in_the_same_batch_is_not_starved(
         assert trio.run(main) == 0
 
 
+@pytest.mark.usefixtures("patient")
 def test_a_wait_stopped_during_its_yield_does_not_block(
-    pair: tuple[socket.socket, ...], monkeypatch: pytest.MonkeyPatch
+    pair: tuple[socket.socket, ...],
 ) -> None:
     # Another task closes the socket or interrupts the wait while the waiter yields: the
     # waiter must not then block (nothing will come, and nobody else can run to say so).
-    monkeypatch.setattr("rpc._idle_wait.IDLE_WAIT_LIMIT", 60.0)
     _, b = pair
     idle = IdleWait()
     interrupted = False
