@@ -21,6 +21,9 @@ a process has input (its wait returned with a datagram ready, or it read one) to
 (see ``_critical_path.py``). A sequential call's rate follows this more closely than the total,
 since what a process does after a send overlaps the peer's work. It needs a C compiler and
 valgrind's headers (``valgrind/callgrind.h``) to build the one-line collection switch.
+
+Both ends of this framework run with ``busy_poll=0``: how often a wait polls its socket before
+it blocks depends on timing (callgrind's slowdown most of all), not on the work of a call.
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ def server_command(system: str, stubs: Path) -> list[str]:
     if system.startswith("raw-"):
         return c.python_command("raw_pingpong.py", "serve", "--mode", system[4:])
     if system == "udprpc-transport":
-        return c.python_command("bench_transport.py", "serve")
-    return c.python_command("bench_udprpc.py", "serve", "--stubs", str(stubs))
+        return c.python_command("bench_transport.py", "serve", "--busy-poll", "0")
+    return c.python_command("bench_udprpc.py", "serve", "--stubs", str(stubs), "--busy-poll", "0")
 
 
 # --------------------------------------------------------------------------- clients
@@ -109,7 +112,7 @@ async def _transport_client(port: int, calls: int) -> int:
     client = bt.EchoClient(port)
     sock = await open_udp_socket(c.LOOPBACK, 0)
     endpoint = Endpoint(bt.LOOPBACK_CONFIG, accept_new_peers=False)
-    driver = TrioDriver(endpoint, sock, client.on_event)
+    driver = TrioDriver(endpoint, sock, client.on_event, busy_poll=0)
     client.driver = driver
     async with trio.open_nursery() as nursery:
         await nursery.start(driver.run)
@@ -127,7 +130,7 @@ async def _async_client(port: int, calls: int, stubs: Path) -> int:
     import rpc
 
     module = bu.load_stubs(stubs)
-    async with rpc.connect(c.LOOPBACK, port, config=bu.LOOPBACK_CONFIG) as client:
+    async with rpc.connect(c.LOOPBACK, port, config=bu.LOOPBACK_CONFIG, busy_poll=0) as client:
         stub = module.BenchClient(client)
         with trio.fail_after(RUN_TIMEOUT):
             for _ in range(calls):
@@ -142,7 +145,7 @@ def _sync_client(port: int, calls: int, stubs: Path) -> int:
     import rpc
 
     module = bu.load_stubs(stubs)
-    with rpc.SyncClient(c.LOOPBACK, port, config=bu.LOOPBACK_CONFIG) as client:
+    with rpc.SyncClient(c.LOOPBACK, port, config=bu.LOOPBACK_CONFIG, busy_poll=0) as client:
         stub = module.BenchSyncClient(client)
         for _ in range(calls):
             stub.echo(c.SMALL_PAYLOAD)

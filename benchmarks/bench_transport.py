@@ -20,6 +20,7 @@ import outcome
 import trio
 
 from rpc import events
+from rpc._busy_poll import DEFAULT_BUSY_POLL
 from rpc._trio import TrioDriver, open_udp_socket
 from rpc.config import MAX_UDP_PAYLOAD, TransportConfig
 from rpc.endpoint import Endpoint
@@ -31,7 +32,7 @@ MESSAGE_TIMEOUT = 10.0
 WORKLOADS = {"seq16": len(c.SMALL_PAYLOAD), **c.PAYLOAD_SIZES}
 
 
-async def serve() -> None:
+async def serve(busy_poll: float = DEFAULT_BUSY_POLL) -> None:
     """Echo every message back to its sender until the parent leaves."""
     sock = await open_udp_socket(c.LOOPBACK, 0)
     driver: TrioDriver[Any]
@@ -41,7 +42,8 @@ async def serve() -> None:
             driver.send_message(event.addr, event.payload)
 
     endpoint = Endpoint(LOOPBACK_CONFIG, accept_new_peers=True)
-    driver = TrioDriver(endpoint, sock, on_event, respond_first=True)  # it answers everything
+    # respond_first: it answers everything.
+    driver = TrioDriver(endpoint, sock, on_event, respond_first=True, busy_poll=busy_poll)
     async with trio.open_nursery() as nursery:
         await nursery.start(driver.run)
         c.serve_forever_guard()
@@ -140,7 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: ``serve`` runs the echo server; otherwise measure."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["serve"]:
-        c.trio_run(serve)
+        parser = c.base_parser("transport benchmark server")
+        parser.add_argument("--busy-poll", type=float, default=DEFAULT_BUSY_POLL)
+        c.trio_run(serve, parser.parse_args(args_list[1:]).busy_poll)
         return 0
     parser = c.base_parser(__doc__.splitlines()[0] if __doc__ else "transport benchmark")
     args = parser.parse_args(args_list)

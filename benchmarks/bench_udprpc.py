@@ -1,6 +1,7 @@
 """This framework (udprpc) on 127.0.0.1: the async client and the sync client.
 
     python benchmarks/bench_udprpc.py [--quick] [--client async|sync|both] [--no-loss]
+        [--busy-poll SECONDS] [--workloads seq16 ...]
 
 Sections per client: sequential 16 B echo calls (calls/s, p50/p99), 32 calls in flight (async
 only), payloads of 1 KiB, 64 KiB and 1 MiB (MB/s), and the sequential small calls again through
@@ -10,6 +11,9 @@ The stubs come from ``rpcgen bench.idl`` run into a temporary directory at start
 (``serve`` sub-command) and the chaos proxy (``proxy`` sub-command) run in their own processes;
 the client runs in this one. Both ends use datagrams as large as loopback allows
 (``TransportConfig.max_datagram_size``), as a deployment on one host or a LAN would.
+``--busy-poll`` sets both ends' polling budget (``busy_poll`` of ``rpc.connect``,
+``rpc.SyncClient`` and ``rpc.Server``); a value other than the default is named in the
+system's label, e.g. ``udprpc-async-poll0us``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import _common as c
 import trio
 
 import rpc
+from rpc._busy_poll import DEFAULT_BUSY_POLL
 from rpc.chaos_proxy import ChaosProxy
 from rpc.config import MAX_UDP_PAYLOAD, TransportConfig
 from rpc.testing import LinkFaults
@@ -108,10 +113,16 @@ def make_handler(stubs: ModuleType) -> Any:
     return EchoHandler()
 
 
-async def serve(stubs_path: Path) -> None:
+async def serve(stubs_path: Path, busy_poll: float = DEFAULT_BUSY_POLL) -> None:
     """Serve the echo handler on an ephemeral loopback port until the parent leaves."""
     stubs = load_stubs(stubs_path)
-    server = rpc.Server([make_handler(stubs)], host=c.LOOPBACK, port=0, config=LOOPBACK_CONFIG)
+    server = rpc.Server(
+        [make_handler(stubs)],
+        host=c.LOOPBACK,
+        port=0,
+        config=LOOPBACK_CONFIG,
+        busy_poll=busy_poll,
+    )
     async with server:
         c.serve_forever_guard()
         c.announce_ready(server.address[1])
@@ -212,18 +223,31 @@ def _loss_note(stats: rpc.ClientStatistics) -> str:
     )
 
 
+def system_name(kind: str, busy_poll: float) -> str:
+    """``udprpc-async``, or ``udprpc-async-poll0us`` for a polling budget not the default."""
+    if busy_poll == DEFAULT_BUSY_POLL:
+        return f"udprpc-{kind}"
+    return f"udprpc-{kind}-poll{round(busy_poll * 1e6)}us"
+
+
 def _failed(system: str, section: Section, exc: Exception) -> c.Result:
     c.progress(f"[{system}] {section.workload} failed: {exc!r}")
     return c.Result.skipped(system, section.workload, f"failed: {exc!r}")
 
 
 async def _run_async(
-    port: int, stubs: ModuleType, sections: Sequence[Section], profile: c.Profile
+    port: int,
+    stubs: ModuleType,
+    sections: Sequence[Section],
+    profile: c.Profile,
+    busy_poll: float,
 ) -> list[c.Result]:
     """The sections, in order, over one async connection."""
-    system = "udprpc-async"
+    system = system_name("async", busy_poll)
     results = []
-    async with rpc.connect(c.LOOPBACK, port, config=LOOPBACK_CONFIG) as conn:
+    async with rpc.connect(
+        c.LOOPBACK, port, config=LOOPBACK_CONFIG, busy_poll=busy_poll
+    ) as conn:
         client = stubs.BenchClient(conn)
 
         async def echo(payload: bytes) -> bytes:
@@ -247,12 +271,16 @@ async def _run_async(
 
 
 def _run_sync(
-    port: int, stubs: ModuleType, sections: Sequence[Section], profile: c.Profile
+    port: int,
+    stubs: ModuleType,
+    sections: Sequence[Section],
+    profile: c.Profile,
+    busy_poll: float,
 ) -> list[c.Result]:
     """The sequential sections, in order, over one blocking client."""
-    system = "udprpc-sync"
+    system = system_name("sync", busy_poll)
     results = []
-    with rpc.SyncClient(c.LOOPBACK, port, config=LOOPBACK_CONFIG) as conn:
+    with rpc.SyncClient(c.LOOPBACK, port, config=LOOPBACK_CONFIG, busy_poll=busy_poll) as conn:
         client = stubs.BenchSyncClient(conn)
 
         def echo(payload: bytes) -> bytes:
@@ -275,31 +303,44 @@ def _run_sync(
     return results
 
 
-Runner = Callable[[int, ModuleType, Sequence[Section], c.Profile], list[c.Result]]
+Runner = Callable[[int, ModuleType, Sequence[Section], c.Profile, float], list[c.Result]]
 RUNNERS: dict[str, Runner] = {
-    "async": lambda port, stubs, sections, profile: trio.run(
-        _run_async, port, stubs, sections, profile
+    "async": lambda port, stubs, sections, profile, busy_poll: trio.run(
+        _run_async, port, stubs, sections, profile, busy_poll
     ),
     "sync": _run_sync,
 }
 
 
-def run_client(kind: str, stubs_path: Path, profile: c.Profile, loss: bool) -> list[c.Result]:
-    """All sections of one client kind; each network condition gets a fresh server process."""
-    system = f"udprpc-{kind}"
+def run_client(
+    kind: str,
+    stubs_path: Path,
+    profile: c.Profile,
+    loss: bool,
+    busy_poll: float = DEFAULT_BUSY_POLL,
+    workloads: Sequence[str] | None = None,
+) -> list[c.Result]:
+    """The sections of one client kind (only ``workloads``, if given); each network condition
+    gets a fresh server process."""
+    system = system_name(kind, busy_poll)
     stubs = load_stubs(stubs_path)
-    server_cmd = c.python_command("bench_udprpc.py", "serve", "--stubs", str(stubs_path))
+    server_cmd = c.python_command(
+        "bench_udprpc.py", "serve", "--stubs", str(stubs_path), "--busy-poll", repr(busy_poll)
+    )
+    chosen = [s for s in CLEAN_SECTIONS if workloads is None or s.workload in workloads]
     c.progress(f"[{system}] clean network ({profile.name})")
     with c.server_process(server_cmd) as port:
-        results = RUNNERS[kind](port, stubs, CLEAN_SECTIONS, profile)
+        results = RUNNERS[kind](port, stubs, chosen, profile, busy_poll)
     for rate, section in LOSS_SECTIONS.items() if loss else ():
+        if workloads is not None and section.workload not in workloads:
+            continue
         c.progress(f"[{system}] {section.workload} datagram loss through the chaos proxy")
         with c.server_process(server_cmd) as port:
             proxy_cmd = c.python_command(
                 "bench_udprpc.py", "proxy", "--target", str(port), "--loss", str(rate)
             )
             with c.server_process(proxy_cmd, measured=False) as proxy_port:
-                results += RUNNERS[kind](proxy_port, stubs, [section], profile)
+                results += RUNNERS[kind](proxy_port, stubs, [section], profile, busy_poll)
     return results
 
 
@@ -309,8 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list[:1] == ["serve"]:
         parser = c.base_parser("udprpc benchmark server")
         parser.add_argument("--stubs", type=Path, required=True)
+        parser.add_argument("--busy-poll", type=float, default=DEFAULT_BUSY_POLL)
         args = parser.parse_args(args_list[1:])
-        c.trio_run(serve, args.stubs)
+        c.trio_run(serve, args.stubs, args.busy_poll)
         return 0
     if args_list[:1] == ["proxy"]:
         parser = c.base_parser("chaos proxy for the loss sections")
@@ -325,6 +367,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--stubs", type=Path, help="use this generated bench.py instead of running rpcgen"
     )
+    parser.add_argument(
+        "--busy-poll", type=float, default=DEFAULT_BUSY_POLL, metavar="SECONDS",
+        help="both ends' polling budget before a blocking wait (0: never poll)",
+    )
+    parser.add_argument(
+        "--workloads", nargs="+", metavar="NAME",
+        help="run only these sections (e.g. seq16 inflight32 loss5%%)",
+    )
     args = parser.parse_args(args_list)
     kinds = ["async", "sync"] if args.client == "both" else [args.client]
     profile = c.profile_from_args(args)
@@ -332,10 +382,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with generated_stubs(args.stubs) as stubs_path:
         for kind in kinds:
             try:
-                results += run_client(kind, stubs_path, profile, not args.no_loss)
+                results += run_client(
+                    kind, stubs_path, profile, not args.no_loss, args.busy_poll, args.workloads
+                )
             except Exception as exc:  # e.g. the server did not start: say so, go on
-                c.progress(f"[udprpc-{kind}] failed: {exc!r}")
-                results.append(c.Result.skipped(f"udprpc-{kind}", "-", f"failed: {exc!r}"))
+                system = system_name(kind, args.busy_poll)
+                c.progress(f"[{system}] failed: {exc!r}")
+                results.append(c.Result.skipped(system, "-", f"failed: {exc!r}"))
     c.print_results("udprpc (this framework)", results, out=sys.stderr)
     if args.json:
         c.emit_results(results)

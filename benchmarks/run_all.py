@@ -45,6 +45,13 @@ SUITES = (
     Suite("udprpc transport", "bench_transport.py", (), ("udprpc-transport",)),
     Suite("udprpc async", "bench_udprpc.py", ("--client", "async"), ("udprpc-async",)),
     Suite("udprpc sync", "bench_udprpc.py", ("--client", "sync"), ("udprpc-sync",)),
+    # What busy-polling buys, and costs in CPU: the sequential small calls without it.
+    Suite(
+        "udprpc, no busy-polling",
+        "bench_udprpc.py",
+        ("--client", "both", "--busy-poll", "0", "--workloads", "seq16"),
+        ("udprpc-async-poll0us", "udprpc-sync-poll0us"),
+    ),
 )
 
 #: The gRPC figure each system is compared with (same workload).
@@ -52,6 +59,8 @@ GRPC_BASELINE = {
     "udprpc-transport": "grpc-aio",
     "udprpc-async": "grpc-aio",
     "udprpc-sync": "grpc-sync",
+    "udprpc-async-poll0us": "grpc-aio",
+    "udprpc-sync-poll0us": "grpc-sync",
     "raw-trio": "grpc-aio",
     "raw-blocking": "grpc-sync",
 }

@@ -3,7 +3,8 @@
 The synchronous client calls :meth:`BlockingDriver.send_message`, then :meth:`BlockingDriver.poll`
 until its reply shows up in :meth:`BlockingDriver.events`. ``poll`` waits (in ``poll(2)``) for a
 datagram or the endpoint's timer, whichever comes first, so the caller's own thread does all the
-work: no hop into an event loop, which would cost more than the round trip itself.
+work: no hop into an event loop, which would cost more than the round trip itself. When recent
+waits were short, it polls the socket for a while before it blocks (``rpc/_busy_poll.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Generic
 
+from rpc._busy_poll import DEFAULT_BUSY_POLL, BusyPoll
 from rpc._io import (
     BURST_HINT_BYTES,
     RECEIVE_BATCH,
@@ -61,6 +63,17 @@ def _wait(sock: socket.socket, *, writable: bool, timeout: float) -> bool:
     return any(ready)
 
 
+def _poll(poller: select.poll, until: float) -> bool:
+    """Poll ``poller`` without blocking until it reports an event or ``until`` passes
+    (``time.perf_counter()``); True if it reported one."""
+    poll, now = poller.poll, time.perf_counter
+    while True:
+        if poll(0):
+            return True
+        if now() >= until:
+            return False
+
+
 class BlockingDriver(Generic[EventT]):
     """Runs ``endpoint`` over ``sock`` (taken over and made non-blocking), on ``clock`` time."""
 
@@ -71,7 +84,10 @@ class BlockingDriver(Generic[EventT]):
         *,
         clock: Callable[[], float] = time.monotonic,
         receive_batch: int = RECEIVE_BATCH,
+        busy_poll: float = DEFAULT_BUSY_POLL,
     ) -> None:
+        #: Whether a wait for input polls the socket before it blocks (rpc/_busy_poll.py).
+        self._busy_poll = BusyPoll(busy_poll)
         sock.setblocking(False)
         self.endpoint = endpoint
         self.socket = sock
@@ -132,8 +148,15 @@ class BlockingDriver(Generic[EventT]):
             timer = last_fire + TIMER_GRANULARITY
         wake = deadline if timer is None or deadline < timer else timer
         if wake > now:
-            poller = self._poller
-            if poller is not None:
+            poller, busy_poll = self._poller, self._busy_poll
+            if poller is not None and busy_poll.worthwhile():
+                started = time.perf_counter()
+                hit = _poll(poller, started + min(busy_poll.budget, wake - now))
+                busy_poll.record(hit)
+                if not hit:
+                    left = wake - now - (time.perf_counter() - started)
+                    poller.poll(math.ceil(min(max(left, 0.0), MAX_WAIT) * 1000))
+            elif poller is not None:
                 poller.poll(math.ceil(min(wake - now, MAX_WAIT) * 1000))
             else:
                 _wait(self.socket, writable=False, timeout=wake - now)

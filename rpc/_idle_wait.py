@@ -16,6 +16,10 @@ other than epoll, or trio internals that are not what this module knows. It yiel
 loop before blocking at least every :data:`IDLE_YIELD_INTERVAL`, for the tasks the idle check
 cannot see (see :meth:`IdleWait.wait`).
 
+Before it blocks it may busy-poll the two sockets, for as long as its :class:`BusyPoll`
+allows (see ``rpc/_busy_poll.py``): a sequential peer nearby answers sooner than a sleeping
+process is woken.
+
 This reads trio's private run state (the run queue, the epoll registrations, the deadline heap,
 the autojump threshold and the entry queue's wake-up socket). Every access is checked once per
 run and the module falls back to the ordinary path if any is missing;
@@ -31,6 +35,8 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
+
+from rpc._busy_poll import DEFAULT_BUSY_POLL, BusyPoll
 
 #: Longest blocking wait (seconds). It bounds how late the run notices anything select does not
 #: watch; a loopback or LAN reply takes well under this, and a slower one is then waited for
@@ -59,7 +65,9 @@ _RUN_CONTEXT: Any = _run_context()
 class IdleWait:
     """Waits for one socket on behalf of a trio run, blocking in ``select`` when it is idle."""
 
-    def __init__(self) -> None:
+    def __init__(self, busy_poll: float = DEFAULT_BUSY_POLL) -> None:
+        #: Whether a blocking wait polls first, and for how long (``busy_poll`` seconds).
+        self.busy_poll = BusyPoll(busy_poll)
         self._runner: Any = None  # the run the attributes below belong to
         self._runq: Any = None
         self._registered: Any = None
@@ -153,8 +161,27 @@ class IdleWait:
         timeout = self.idle_timeout()
         if timeout <= 0.0:
             return False
+        fds = (fd, self._wakeup_fd)
+        busy_poll = self.busy_poll
         try:
-            readable = select.select((fd, self._wakeup_fd), (), (), timeout)[0]
+            if busy_poll.worthwhile():
+                start = time.perf_counter()
+                readable = _poll(fds, start + min(busy_poll.budget, timeout))
+                busy_poll.record(bool(readable))
+                if not readable:
+                    remaining = timeout - (time.perf_counter() - start)
+                    readable = select.select(fds, (), (), max(remaining, 0.0))[0]
+            else:
+                readable = select.select(fds, (), (), timeout)[0]
         except (OSError, ValueError):  # a closed descriptor: the caller's wait reports it
             return False
         return readable == [fd]
+
+
+def _poll(fds: tuple[int, int], until: float) -> list[int]:
+    """The descriptors of ``fds`` readable before ``until`` (``time.perf_counter()``), polled."""
+    poll, now = select.select, time.perf_counter
+    while True:
+        readable: list[int] = poll(fds, (), (), 0)[0]
+        if readable or now() >= until:
+            return readable

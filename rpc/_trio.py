@@ -32,6 +32,7 @@ from typing import Generic, Protocol
 
 import trio
 
+from rpc._busy_poll import DEFAULT_BUSY_POLL
 from rpc._idle_wait import IdleWait
 from rpc._io import (
     BURST_HINT_BYTES,
@@ -221,6 +222,8 @@ class TrioDriver(Generic[EventT]):
     must not block (set a ``trio.Event``, put into a channel with ``send_nowait``...).
     ``respond_first`` suits an owner that answers what it receives (a server): the reader
     sends what handling a datagram queued before it applies the ACK the datagram carried.
+    ``busy_poll`` is the longest a wait for input polls the socket before it blocks, when
+    recent waits were that short (seconds; 0 never polls; see ``rpc/_busy_poll.py``).
     """
 
     def __init__(
@@ -231,6 +234,7 @@ class TrioDriver(Generic[EventT]):
         *,
         receive_batch: int = RECEIVE_BATCH,
         respond_first: bool = False,
+        busy_poll: float = DEFAULT_BUSY_POLL,
     ) -> None:
         self.endpoint = endpoint
         self.socket = sock
@@ -274,7 +278,7 @@ class TrioDriver(Generic[EventT]):
         self._last_fire = -math.inf
         self._bursting = False
         self._probe_in = BURST_PROBE_INTERVAL  # datagrams until the next look for a burst
-        self._idle_wait = IdleWait()
+        self._idle_wait = IdleWait(busy_poll)
         self._closed = False
         self._counts = dict.fromkeys(DriverStatistics.__dataclass_fields__, 0)
         # ACK bookkeeping after the response (Endpoint.defer_acks): for every datagram when

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import trio
 
 from rpc import callproto, events
+from rpc._busy_poll import DEFAULT_BUSY_POLL, check_busy_poll
 from rpc._calls import (
     ACKED,
     CallTable,
@@ -52,13 +53,20 @@ def _is_waiting(pending: PendingCall) -> bool:
 class Client:
     """A connection to one server; implements ``rpc.AsyncCaller``. Create with :func:`connect`."""
 
-    def __init__(self, endpoint: Endpoint, sock: DatagramSocket, server: Address) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        sock: DatagramSocket,
+        server: Address,
+        *,
+        busy_poll: float = DEFAULT_BUSY_POLL,
+    ) -> None:
         self._endpoint = endpoint
         self._server = server
         self._table = CallTable()
         self._table.on_capacity = self._on_capacity
         self._driver: TrioDriver[events.TransportEvent] = TrioDriver(
-            endpoint, sock, self._table.handle_event
+            endpoint, sock, self._table.handle_event, busy_poll=busy_poll
         )
         self._capacity = trio.Event()
         self._deadlines = DeadlineWatcher(_is_waiting, self._expire)
@@ -240,19 +248,24 @@ async def connect(
     *,
     config: TransportConfig | None = None,
     socket: DatagramSocket | None = None,
+    busy_poll: float = DEFAULT_BUSY_POLL,
 ) -> AsyncIterator[Client]:
     """Open a client to ``host:port``; closes it (failing outstanding calls) on exit.
 
     ``socket`` is a ``DatagramSocket`` to use instead of a fresh UDP socket (for example
     ``rpc.testing.SimNetwork().socket()``); ``host`` must then be the server's address on that
-    network. Calls may be made from any task while the block runs.
+    network. Calls may be made from any task while the block runs. ``busy_poll`` is the
+    longest a call waiting alone for its reply polls the socket before it sleeps, while
+    recent replies came that fast (seconds; 0 never polls; see the guide's "How a call
+    waits").
     """
+    check_busy_poll(busy_poll)
     if socket is None:
         server = await _resolve(host, port)
         socket = await open_udp_socket(client_bind_host(server[0]), 0)
     else:
         server = (host, port)
-    client = Client(Endpoint(config, accept_new_peers=False), socket, server)
+    client = Client(Endpoint(config, accept_new_peers=False), socket, server, busy_poll=busy_poll)
     try:
         async with BackgroundNursery() as nursery:
             await nursery.start(client._driver.run)

@@ -25,6 +25,7 @@ from typing import Any
 import trio
 
 from rpc import callproto, events
+from rpc._busy_poll import DEFAULT_BUSY_POLL, check_busy_poll
 from rpc._dispatch import ServiceTable
 from rpc._execution import AdmittedCall, Executor
 from rpc._io import DatagramSocket
@@ -71,7 +72,9 @@ class Server:
 
     ``max_concurrent`` bounds the handlers running at once and ``max_queued`` the calls waiting
     for a slot; ``socket`` replaces the UDP socket (e.g. a ``rpc.testing`` simulated socket);
-    ``reply_cache`` replaces the default-sized at-most-once cache.
+    ``reply_cache`` replaces the default-sized at-most-once cache; ``busy_poll`` is the longest
+    the server, idle between the calls of a sequential client, polls its socket before it
+    sleeps, while recent calls came that fast (seconds; 0 never polls).
     """
 
     def __init__(
@@ -85,9 +88,11 @@ class Server:
         config: TransportConfig | None = None,
         socket: DatagramSocket | None = None,
         reply_cache: ReplyCache | None = None,
+        busy_poll: float = DEFAULT_BUSY_POLL,
     ) -> None:
         if max_concurrent < 1 or max_queued < 0:
             raise InvalidArgument("max_concurrent must be >= 1 and max_queued >= 0")
+        self._busy_poll = check_busy_poll(busy_poll)
         self._services = ServiceTable(handlers)
         self._plans = self._services.plans
         self._host, self._port = host, port
@@ -148,7 +153,11 @@ class Server:
                 self._calls.start(nursery)
                 # respond_first: a reply goes out before the ACK its CALL carried is applied.
                 self._driver = TrioDriver(
-                    self._endpoint, socket, self._handle_event, respond_first=True
+                    self._endpoint,
+                    socket,
+                    self._handle_event,
+                    respond_first=True,
+                    busy_poll=self._busy_poll,
                 )
                 await nursery.start(self._driver.run)
                 task_status.started(self.address)

@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from rpc import callproto, events
 from rpc._blocking import BlockingDriver, bind_udp_socket
+from rpc._busy_poll import DEFAULT_BUSY_POLL, check_busy_poll
 from rpc._calls import (
     ACKED,
     CallTable,
@@ -49,9 +50,21 @@ IDLE_POLL = 3600.0
 
 
 class SyncClient:
-    """A blocking connection to one server; implements ``rpc.SyncCaller``."""
+    """A blocking connection to one server; implements ``rpc.SyncCaller``.
 
-    def __init__(self, host: str, port: int, *, config: TransportConfig | None = None) -> None:
+    ``busy_poll`` is the longest a call polls the socket for its reply before it sleeps, while
+    recent replies came that fast (seconds; 0 never polls; see the guide's "How a call waits").
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        config: TransportConfig | None = None,
+        busy_poll: float = DEFAULT_BUSY_POLL,
+    ) -> None:
+        check_busy_poll(busy_poll)
         self._server = _resolve(host, port)
         local = client_bind_host(self._server[0])
         try:
@@ -59,7 +72,9 @@ class SyncClient:
         except OSError as exc:
             raise ClientClosed(f"cannot open a UDP socket: {exc}") from None
         self._endpoint = Endpoint(config, accept_new_peers=False)
-        self._driver: BlockingDriver[events.TransportEvent] = BlockingDriver(self._endpoint, sock)
+        self._driver: BlockingDriver[events.TransportEvent] = BlockingDriver(
+            self._endpoint, sock, busy_poll=busy_poll
+        )
         self._table = CallTable()
         self._lock = threading.Lock()
 

@@ -1,0 +1,234 @@
+"""Busy-polling before a blocking wait: when the drivers poll, and how they learn to stop."""
+
+from __future__ import annotations
+
+import math
+import select
+import socket
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import rpc
+from rpc._blocking import BlockingDriver
+from rpc._busy_poll import DEFAULT_BUSY_POLL, HIT_RATE_TO_POLL, PROBE_INTERVAL, BusyPoll
+from rpc._idle_wait import IdleWait
+from rpc.endpoint import Endpoint
+from rpc.errors import InvalidArgument
+
+
+def _misses_until_polling_stops(poll: BusyPoll) -> int:
+    misses = 0
+    while poll.worthwhile():
+        poll.record(False)
+        misses += 1
+        assert misses < 100, "polling never stopped"
+    return misses
+
+
+def test_a_new_wait_polls_and_misses_stop_it_within_a_few_waits() -> None:
+    poll = BusyPoll()
+    assert poll.budget == DEFAULT_BUSY_POLL
+    misses = _misses_until_polling_stops(poll)
+    # From a hit rate of 1, each miss keeps 7/8 of it: below one half after six.
+    assert misses == 6
+    assert poll.hit_rate < HIT_RATE_TO_POLL
+
+
+def test_after_polling_stops_every_probe_interval_th_wait_polls() -> None:
+    poll = BusyPoll()
+    _misses_until_polling_stops(poll)
+    decisions = []
+    for _ in range(3 * PROBE_INTERVAL):
+        decisions.append(poll.worthwhile())
+        if decisions[-1]:
+            poll.record(False)  # the peer is still far: every probe misses
+    probes = [i for i, polls in enumerate(decisions) if polls]
+    assert len(probes) == 3
+    assert probes[1] - probes[0] == probes[2] - probes[1] == PROBE_INTERVAL
+
+
+def test_probes_that_hit_bring_polling_back() -> None:
+    poll = BusyPoll()
+    _misses_until_polling_stops(poll)
+    probes = 0
+    while not poll.worthwhile():
+        probes += 1
+        assert probes < 10 * PROBE_INTERVAL, "polling never came back"
+    poll.record(True)  # the probe found the datagram: the peer is near again
+    assert poll.worthwhile()
+
+
+def test_a_mostly_hitting_poll_goes_on() -> None:
+    poll = BusyPoll()
+    for i in range(1000):
+        assert poll.worthwhile()
+        poll.record(i % 3 != 0)  # two in three polls find the datagram in time
+
+
+def test_a_zero_budget_never_polls_not_even_to_probe() -> None:
+    poll = BusyPoll(0)
+    assert not any(poll.worthwhile() for _ in range(3 * PROBE_INTERVAL))
+    poll.hit_rate = 0.0
+    assert not any(poll.worthwhile() for _ in range(3 * PROBE_INTERVAL))
+
+
+@pytest.mark.parametrize("bad", [-1e-6, math.nan, math.inf, True, "0.0001", None])
+def test_a_bad_budget_is_a_typed_error(bad: Any) -> None:
+    with pytest.raises(InvalidArgument, match="busy_poll"):
+        BusyPoll(bad)
+
+
+# --------------------------------------------------------------------------- IdleWait
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.bind(("127.0.0.1", 0))
+    b.bind(("127.0.0.1", 0))
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+@pytest.fixture
+def select_timeouts(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The timeout of every ``select`` IdleWait makes (0 is a poll)."""
+    timeouts: list[float] = []
+
+    def recording(r: Any, w: Any, x: Any, timeout: float) -> Any:
+        timeouts.append(timeout)
+        return select.select(r, w, x, timeout)
+
+    monkeypatch.setattr("rpc._idle_wait.select", types.SimpleNamespace(select=recording))
+    return timeouts
+
+
+def _idle_wait_once(idle: IdleWait, fd: int) -> bool:
+    async def main() -> bool:
+        await trio.testing.wait_all_tasks_blocked()  # trio's own tasks start runnable
+        return await idle.wait(fd, lambda: False)
+
+    return trio.run(main)
+
+
+def test_idle_wait_finds_a_waiting_datagram_by_polling(
+    pair: tuple[socket.socket, ...], select_timeouts: list[float]
+) -> None:
+    a, b = pair
+    a.sendto(b"x", b.getsockname())
+    idle = IdleWait()
+    assert _idle_wait_once(idle, b.fileno())
+    assert select_timeouts == [0]  # one poll found it: no blocking select
+    assert idle.busy_poll.hit_rate == 1.0
+
+
+def test_idle_wait_polls_for_its_budget_then_blocks_and_counts_a_miss(
+    pair: tuple[socket.socket, ...], select_timeouts: list[float]
+) -> None:
+    _, b = pair
+    idle = IdleWait(busy_poll=0.001)
+    assert not _idle_wait_once(idle, b.fileno())  # nothing comes: the wait times out
+    polls = select_timeouts[:-1]
+    assert polls
+    assert set(polls) == {0}
+    assert 0 < select_timeouts[-1] < 0.002  # the blocking rest of the wait
+    assert idle.busy_poll.hit_rate < 1.0
+
+
+def test_idle_wait_without_a_budget_blocks_at_once(
+    pair: tuple[socket.socket, ...], select_timeouts: list[float]
+) -> None:
+    a, b = pair
+    a.sendto(b"x", b.getsockname())
+    idle = IdleWait(busy_poll=0)
+    assert _idle_wait_once(idle, b.fileno())
+    assert len(select_timeouts) == 1
+    assert select_timeouts[0] > 0
+
+
+def test_idle_wait_blocks_at_once_once_polls_keep_missing(
+    pair: tuple[socket.socket, ...], select_timeouts: list[float]
+) -> None:
+    a, b = pair
+    idle = IdleWait(busy_poll=0.0002)
+    for _ in range(6):  # six misses: a far peer
+        assert not _idle_wait_once(idle, b.fileno())
+    a.sendto(b"x", b.getsockname())
+    select_timeouts.clear()
+    assert _idle_wait_once(idle, b.fileno())
+    assert len(select_timeouts) == 1
+    assert select_timeouts[0] > 0
+
+
+# --------------------------------------------------------------------------- BlockingDriver
+
+
+class _RecordingPoller:
+    """Wraps a ``select.poll`` object, recording every timeout (milliseconds)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.timeouts: list[int] = []
+
+    def poll(self, timeout: int) -> Any:
+        self.timeouts.append(timeout)
+        return self.real.poll(timeout)
+
+
+@pytest.mark.parametrize(("budget", "blocks"), [(DEFAULT_BUSY_POLL, False), (0, True)])
+def test_blocking_driver_polls_before_it_blocks(
+    pair: tuple[socket.socket, ...], budget: float, blocks: bool
+) -> None:
+    a, b = pair
+    driver = BlockingDriver(Endpoint(accept_new_peers=True), b, busy_poll=budget)
+    poller = _RecordingPoller(driver._poller)
+    driver._poller = poller  # type: ignore[assignment]
+    a.sendto(b"not a valid datagram", b.getsockname())
+    try:
+        driver.poll(deadline=driver._clock() + 5.0)
+    finally:
+        driver.close()
+    assert poller.timeouts[0] > 0 if blocks else poller.timeouts == [0]
+    assert driver.statistics().datagrams_received == 1
+
+
+def test_blocking_driver_stops_polling_for_a_peer_that_keeps_it_waiting(
+    pair: tuple[socket.socket, ...],
+) -> None:
+    _, b = pair
+    driver = BlockingDriver(Endpoint(accept_new_peers=True), b, busy_poll=0.0002)
+    poller = _RecordingPoller(driver._poller)
+    driver._poller = poller  # type: ignore[assignment]
+    try:
+        for _ in range(8):  # nothing ever comes: each wait ends at its 2 ms deadline
+            driver.poll(deadline=driver._clock() + 0.002)
+        poller.timeouts.clear()
+        driver.poll(deadline=driver._clock() + 0.002)
+    finally:
+        driver.close()
+    assert poller.timeouts
+    assert 0 not in poller.timeouts
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def test_connect_server_and_sync_client_reject_a_bad_budget() -> None:
+    async def connect() -> None:
+        async with rpc.connect("127.0.0.1", 9, busy_poll=-1.0):
+            pass  # pragma: no cover - never gets here
+
+    with pytest.raises(InvalidArgument, match="busy_poll"):
+        trio.run(connect)
+    with pytest.raises(InvalidArgument, match="busy_poll"):
+        rpc.Server([], busy_poll=math.nan)
+    with pytest.raises(InvalidArgument, match="busy_poll"):
+        rpc.SyncClient("127.0.0.1", 9, busy_poll=-1.0)
