@@ -94,6 +94,24 @@ def test_targets_pass_miss_and_say_when_unmeasured() -> None:
     assert verdicts["udprpc-async seq16 >= 4.0x grpc-aio seq16"] is None
 
 
+def test_paired_rows_are_the_median_pair_and_judge_the_ratio_target() -> None:
+    import paired
+
+    pairs = [
+        paired.Pair(result("raw-trio", "seq16", raw), result("udprpc-async", "seq16", mine))
+        for raw, mine in ((1000, 500), (2000, 1400), (1000, 650), (1500, 600))
+    ]
+    # Ratios 0.5, 0.7, 0.65, 0.4: for an even count the lower middle one, 0.5.
+    assert paired.median_pair(pairs).ratio == 0.5
+    rows = paired.as_results({"udprpc-async": pairs[:3]})  # 0.5, 0.7, 0.65: the median 0.65
+    assert [(r.system, r.workload, r.calls) for r in rows] == [
+        ("raw-trio", "pair:udprpc-async", 1000),
+        ("udprpc-async", "pair:udprpc-async", 650),
+    ]
+    verdicts = {t.text: t.check(run_all.Figures(rows))[0] for t in run_all.TARGETS}
+    assert verdicts["udprpc-async pair:udprpc-async >= 0.6x raw-trio pair:udprpc-async"] is True
+
+
 def test_cpu_bound_rate_adds_client_and_server_cpu() -> None:
     r = result("s", "seq16", 10, client_cpu_us=300.0, server_cpu_us=200.0)
     assert r.cpu_bound_rate == pytest.approx(2000.0)
