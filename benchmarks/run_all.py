@@ -293,6 +293,8 @@ def print_cpu_view(figures: Figures) -> None:
     print("\nCPU per call (client and server processes; the chaos proxy not counted), and the rate")
     print("it allows with nothing else running, one call at a time: 1 / (client + server):")
     c.print_table(headers, rows)
+    print("udprpc rows other than *-poll0us busy-poll for up to 100 µs before they sleep: their")
+    print("CPU includes that polling, so sequential calls look costlier here than they are.")
 
 
 def print_targets(figures: Figures, title: str) -> None:
