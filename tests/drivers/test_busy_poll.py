@@ -6,7 +6,6 @@ import math
 import select
 import socket
 import types
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -84,18 +83,6 @@ def test_a_bad_budget_is_a_typed_error(bad: Any) -> None:
 
 
 # --------------------------------------------------------------------------- IdleWait
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    a.bind(("127.0.0.1", 0))
-    b.bind(("127.0.0.1", 0))
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
 
 
 @pytest.fixture

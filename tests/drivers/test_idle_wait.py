@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 import trio
@@ -31,18 +30,6 @@ def trio_waits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def patient(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocking waits may last a minute: only what ends them early lets a test finish."""
     monkeypatch.setattr("rpc._idle_wait.IDLE_WAIT_LIMIT", 60.0)
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    a.bind(("127.0.0.1", 0))
-    b.bind(("127.0.0.1", 0))
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
 
 
 def test_an_idle_run_waits_in_select(
