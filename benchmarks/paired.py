@@ -1,15 +1,16 @@
 """Sequential small calls measured in pairs with the raw trio ping-pong: ratios without the drift.
 
-    python benchmarks/paired.py            # 9 pairs of 1.5 s sections per system; about 1.5 min
+    python benchmarks/paired.py            # 9 pairs of 1.5 s sections per system; about 2 min
     python benchmarks/paired.py --quick    # 3 pairs of 0.5 s sections
     python benchmarks/paired.py --pairs 15
 
 On a shared VM the machine's speed drifts by up to 2x within minutes, and ``run_all.py``'s suites
 measure raw trio and this framework minutes apart, so their ratio partly measures the drift.
-Here every server runs all along in its own process (raw trio echo, udprpc, and udprpc with
-``busy_poll=0``), and this client process measures short sections in turn: raw trio, then the
-udprpc system, for each system and each pair. Each system's figure is its ratio to the raw trio
-section just before it; the report gives the median ratio over the pairs and their range.
+Here every server runs all along in its own process (raw trio echo, udprpc, udprpc with
+``busy_poll=0``, and the transport's echo server), and this client process measures short
+sections in turn: raw trio, then the udprpc system, for each system and each pair. Each
+system's figure is its ratio to the raw trio section just before it; the report gives the
+median ratio over the pairs and their range.
 
 With ``--json`` the median pair of each system is emitted for ``run_all.py`` as two real
 measurements under the workload ``pair:<system>``: that system's section and the raw trio
@@ -28,21 +29,26 @@ from pathlib import Path
 from typing import TextIO
 
 import _common as c
+import bench_transport as bt
 import bench_udprpc as bu
 import raw_pingpong as rp
 import trio
 
 import rpc
 from rpc._busy_poll import DEFAULT_BUSY_POLL
+from rpc._trio import TrioDriver, open_udp_socket
+from rpc.endpoint import Endpoint
 
 #: Pairs measured per system, and each section's length (seconds), by profile.
 PAIRS = {"quick": 3, "default": 9}
 SECTION_SECONDS = {"quick": 0.5, "default": 1.5}
-#: The udprpc systems paired with raw trio, and the polling budget of both their ends.
+#: The udprpc systems paired with raw trio: their server script, and the polling budget of
+#: both their ends.
 SYSTEMS = {
-    "udprpc-async": DEFAULT_BUSY_POLL,
-    "udprpc-sync": DEFAULT_BUSY_POLL,
-    "udprpc-async-poll0us": 0.0,
+    "udprpc-async": ("bench_udprpc.py", DEFAULT_BUSY_POLL),
+    "udprpc-sync": ("bench_udprpc.py", DEFAULT_BUSY_POLL),
+    "udprpc-async-poll0us": ("bench_udprpc.py", 0.0),
+    "udprpc-transport": ("bench_transport.py", DEFAULT_BUSY_POLL),
 }
 RAW_TRIO = "raw-trio"
 
@@ -65,8 +71,10 @@ def _measure(system: str, port: int, stubs: Path, budget: c.Budget) -> c.Recorde
     payload = c.SMALL_PAYLOAD
     if system == RAW_TRIO:
         return rp.CLIENTS["trio"](port, budget)
+    if system == "udprpc-transport":
+        return trio.run(_measure_transport, port, budget)
     module = bu.load_stubs(stubs)
-    busy_poll = SYSTEMS[system]
+    busy_poll = SYSTEMS[system][1]
     if system.startswith("udprpc-sync"):
         with rpc.SyncClient(
             c.LOOPBACK, port, config=bu.LOOPBACK_CONFIG, busy_poll=busy_poll
@@ -94,6 +102,24 @@ def _measure(system: str, port: int, stubs: Path, budget: c.Budget) -> c.Recorde
     return trio.run(run)
 
 
+async def _measure_transport(port: int, budget: c.Budget) -> c.Recorder:
+    """One section of the transport alone: bench_transport's client, on a fresh endpoint."""
+    client = bt.EchoClient(port)
+    endpoint = Endpoint(bt.LOOPBACK_CONFIG, accept_new_peers=False)
+    sock = await open_udp_socket(c.LOOPBACK, 0)
+    try:
+        driver = TrioDriver(endpoint, sock, client.on_event)
+        client.driver = driver
+        async with trio.open_nursery() as nursery:
+            await nursery.start(driver.run)
+            recorder = await bt.measure(client, c.SMALL_PAYLOAD, budget)
+            await driver.aclose()
+            nursery.cancel_scope.cancel()
+    finally:
+        sock.close()
+    return recorder
+
+
 @contextlib.contextmanager
 def _servers(stubs: Path) -> Iterator[dict[str, int]]:
     """The port each system's client talks to, with every server running meanwhile."""
@@ -101,17 +127,16 @@ def _servers(stubs: Path) -> Iterator[dict[str, int]]:
         ports = {RAW_TRIO: stack.enter_context(c.server_process(
             c.python_command("raw_pingpong.py", "serve", "--mode", "trio"), measured=False
         ))}
-        by_budget: dict[float, int] = {}
-        for system, busy_poll in SYSTEMS.items():
-            if busy_poll not in by_budget:
+        started: dict[tuple[str, float], int] = {}
+        for system, server in SYSTEMS.items():
+            if server not in started:
+                script, busy_poll = server
+                stub_args = ["--stubs", str(stubs)] if script == "bench_udprpc.py" else []
                 command = c.python_command(
-                    "bench_udprpc.py", "serve", "--stubs", str(stubs),
-                    "--busy-poll", repr(busy_poll),
+                    script, "serve", *stub_args, "--busy-poll", repr(busy_poll)
                 )
-                by_budget[busy_poll] = stack.enter_context(
-                    c.server_process(command, measured=False)
-                )
-            ports[system] = by_budget[busy_poll]
+                started[server] = stack.enter_context(c.server_process(command, measured=False))
+            ports[system] = started[server]
         yield ports
 
 
