@@ -314,7 +314,7 @@ def print_report(results: Sequence[c.Result]) -> None:
     measured, by_cpu = Figures(results), Figures(results, cpu_bound_rate)
     print_measured(measured)
     print_cpu_view(by_cpu)
-    print_targets(measured, "Targets, measured (issue 7; the last three are issue 4's, transport):")
+    print_targets(measured, "Targets, measured (issue 7; the last three are issue 4's):")
     print("A seq16 ratio to raw trio compares suites run minutes apart, a pair: ratio sections run")
     print("back to back (paired.py): on a machine whose speed drifts, the pair: line is the estimate.")
     print_targets(by_cpu, "Targets, judged by CPU per call (an estimate for an idle machine):")
