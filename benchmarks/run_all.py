@@ -315,8 +315,8 @@ def print_report(results: Sequence[c.Result]) -> None:
     print_measured(measured)
     print_cpu_view(by_cpu)
     print_targets(measured, "Targets, measured (issue 7; the last three are issue 4's):")
-    print("A seq16 ratio to raw trio compares suites run minutes apart, a pair: ratio sections run")
-    print("back to back (paired.py): on a machine whose speed drifts, the pair: line is the estimate.")
+    print("A seq16 ratio to raw trio compares suites run minutes apart, a pair: ratio sections")
+    print("run back to back (paired.py): on a machine whose speed drifts, pair: is the estimate.")
     print_targets(by_cpu, "Targets, judged by CPU per call (an estimate for an idle machine):")
 
 
