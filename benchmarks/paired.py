@@ -26,6 +26,7 @@ import statistics
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TextIO
 
 import _common as c
@@ -66,14 +67,13 @@ class Pair:
         return self.mine.calls_per_s / self.raw.calls_per_s
 
 
-def _measure(system: str, port: int, stubs: Path, budget: c.Budget) -> c.Recorder:
+def _measure(system: str, port: int, module: ModuleType, budget: c.Budget) -> c.Recorder:
     """One section of sequential 16-byte echo calls of ``system`` against the server at ``port``."""
     payload = c.SMALL_PAYLOAD
     if system == RAW_TRIO:
         return rp.CLIENTS["trio"](port, budget)
     if system == "udprpc-transport":
         return trio.run(_measure_transport, port, budget)
-    module = bu.load_stubs(stubs)
     busy_poll = SYSTEMS[system][1]
     if system.startswith("udprpc-sync"):
         with rpc.SyncClient(
@@ -144,10 +144,11 @@ def measure_pairs(stubs: Path, pairs: int, seconds: float) -> dict[str, list[Pai
     """``pairs`` rounds of (raw trio, system) sections for every system, interleaved."""
     budget = c.Budget(seconds=seconds, max_calls=2_000_000, warmup_calls=20)
     measured: dict[str, list[Pair]] = {system: [] for system in SYSTEMS}
+    module = bu.load_stubs(stubs)
     with _servers(stubs) as ports:
 
         def section(system: str) -> c.Result:
-            recorder = _measure(system, ports[system], stubs, budget)
+            recorder = _measure(system, ports[system], module, budget)
             return c.Result.from_recorder(system, "seq16", len(c.SMALL_PAYLOAD), recorder)
 
         for number in range(1, pairs + 1):

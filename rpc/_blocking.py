@@ -63,17 +63,6 @@ def _wait(sock: socket.socket, *, writable: bool, timeout: float) -> bool:
     return any(ready)
 
 
-def _poll(poller: select.poll, until: float) -> bool:
-    """Poll ``poller`` without blocking until it reports an event or ``until`` passes
-    (``time.perf_counter()``); True if it reported one."""
-    poll, now = poller.poll, time.perf_counter
-    while True:
-        if poll(0):
-            return True
-        if now() >= until:
-            return False
-
-
 class BlockingDriver(Generic[EventT]):
     """Runs ``endpoint`` over ``sock`` (taken over and made non-blocking), on ``clock`` time."""
 
@@ -151,9 +140,7 @@ class BlockingDriver(Generic[EventT]):
             poller, busy_poll = self._poller, self._busy_poll
             if poller is not None and busy_poll.worthwhile():
                 started = time.perf_counter()
-                hit = _poll(poller, started + min(busy_poll.budget, wake - now))
-                busy_poll.record(hit)
-                if not hit:
+                if not busy_poll.poll(wake - now, poller.poll, 0):
                     left = wake - now - (time.perf_counter() - started)
                     poller.poll(math.ceil(min(max(left, 0.0), MAX_WAIT) * 1000))
             elif poller is not None:

@@ -20,8 +20,13 @@ but not for loopback, so the drivers poll themselves.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from rpc.errors import InvalidArgument
+
+T = TypeVar("T")
 
 #: Default polling budget (seconds). On loopback the reply to a small call, or a sequential
 #: peer's next call, comes within 30-60 us; a wait longer than this is rarely shortened by
@@ -48,8 +53,8 @@ def check_busy_poll(budget: float) -> float:
 class BusyPoll:
     """Whether a wait for a datagram should poll before it blocks, learnt from recent polls.
 
-    A driver asks :meth:`worthwhile` before it waits; if so, it polls for at most
-    :attr:`budget` and reports with :meth:`record` whether the poll found a datagram.
+    A driver asks :meth:`worthwhile` before it waits; if so, :meth:`poll` polls for at most
+    :attr:`budget` and records whether it found a datagram (:meth:`record`).
     """
 
     __slots__ = ("_until_probe", "budget", "hit_rate")
@@ -71,6 +76,17 @@ class BusyPoll:
             return False
         self._until_probe = PROBE_INTERVAL
         return self.budget > 0.0
+
+    def poll(self, limit: float, ready: Callable[..., T], *args: object) -> T:
+        """Call ``ready(*args)`` until it returns something true or the budget (at most
+        ``limit`` seconds) is spent; return its last result, counted as a hit or a miss."""
+        now = time.perf_counter
+        until = now() + min(self.budget, limit)
+        while True:
+            result = ready(*args)
+            if result or now() >= until:
+                self.record(bool(result))
+                return result
 
     def record(self, hit: bool) -> None:
         """Take a poll into account: ``hit`` if it found a datagram within the budget."""

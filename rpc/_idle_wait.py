@@ -166,8 +166,7 @@ class IdleWait:
         try:
             if busy_poll.worthwhile():
                 start = time.perf_counter()
-                readable = _poll(fds, start + min(busy_poll.budget, timeout))
-                busy_poll.record(bool(readable))
+                readable = busy_poll.poll(timeout, _readable_now, fds)
                 if not readable:
                     remaining = timeout - (time.perf_counter() - start)
                     readable = select.select(fds, (), (), max(remaining, 0.0))[0]
@@ -178,10 +177,7 @@ class IdleWait:
         return readable == [fd]
 
 
-def _poll(fds: tuple[int, int], until: float) -> list[int]:
-    """The descriptors of ``fds`` readable before ``until`` (``time.perf_counter()``), polled."""
-    poll, now = select.select, time.perf_counter
-    while True:
-        readable: list[int] = poll(fds, (), (), 0)[0]
-        if readable or now() >= until:
-            return readable
+def _readable_now(fds: tuple[int, int]) -> list[int]:
+    """The descriptors of ``fds`` readable right now (``select`` without waiting)."""
+    readable: list[int] = select.select(fds, (), (), 0)[0]
+    return readable
