@@ -347,7 +347,8 @@ class _ClientEmitter:
             self.parent.spell.annotation(method.result)
         params = (Atom("self"), *(Atom(p) for p in
                                   self.parent.signature(method, param_flavor=True)),
-                  Atom("*"), Atom("timeout: float | None = None"))
+                  Atom("*"), Atom("timeout: float | None = None"),
+                  Atom("retry: rpc.RetryPolicy | None = None"))
         prefix = "async def" if self.is_async else "def"
         self.out.blank()
         self.out.expr(Seq(f"{prefix} {names.of[method]}(", params, f") -> {result}:"))
@@ -356,7 +357,8 @@ class _ClientEmitter:
             args = Seq("(", tuple(Atom(names.of[p]) for p in method.params), ")",
                        tuple_comma=True)
             invoke = call("self._caller.call", Atom(self.generated.spec),
-                          Atom(names.private[method]), args, timeout=Atom("timeout"))
+                          Atom(names.private[method]), args, timeout=Atom("timeout"),
+                          retry=Atom("retry"))
             returns = "" if method.result is None else "return "
             awaits = "await " if self.is_async else ""
             self.out.expr(invoke, f"{returns}{awaits}")

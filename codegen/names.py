@@ -26,12 +26,12 @@ MODULE_NAMES = frozenset({
 #: Attributes that generated exceptions inherit from ``rpc.ApplicationError``.
 EXCEPTION_ATTRIBUTES = frozenset({
     "args", "message", "outcome", "safe_to_retry", "default_outcome", "with_traceback",
-    "add_note",
+    "add_note", "idempotent", "attempts",
 })  # fmt: skip
 #: Attributes every ``IntEnum`` member already has.
 ENUM_ATTRIBUTES = frozenset({"name", "value"})
 #: Parameter names taken by generated methods themselves.
-PARAMETER_NAMES = frozenset({"self", "timeout"})
+PARAMETER_NAMES = frozenset({"self", "timeout", "retry"})
 #: Class attributes of generated handlers.
 HANDLER_ATTRIBUTES = frozenset({"SERVICE"})
 

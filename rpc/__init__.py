@@ -11,11 +11,13 @@ from rpc import _accel
 _accel.install()  # before anything imports the transport core: never run a stale extension
 
 from rpc import schema as schema  # generated code refers to rpc.schema.<descriptor>
+from rpc._serving import run_server
 from rpc.client import Client, ClientStatistics, connect
 from rpc.context import CallContext, current_call, run_sync_in_thread
 from rpc.errors import (
     ApplicationError,
     BadDatagram,
+    CallLost,
     CallOutcome,
     CallRejected,
     ClientClosed,
@@ -34,6 +36,7 @@ from rpc.errors import (
     VersionMismatch,
 )
 from rpc.reply_cache import ReplyCache, ReplyCacheStatistics
+from rpc.retry import NO_RETRY, RetryPolicy
 from rpc.server import Server, ServerStatistics
 from rpc.service import AsyncCaller, Handler, MethodSpec, Param, ServiceSpec, SyncCaller
 from rpc.sync import SyncClient
@@ -45,10 +48,12 @@ logging.getLogger("rpc").addHandler(logging.NullHandler())
 __version__ = "0.1.0"
 
 __all__ = [
+    "NO_RETRY",
     "ApplicationError",
     "AsyncCaller",
     "BadDatagram",
     "CallContext",
+    "CallLost",
     "CallOutcome",
     "CallRejected",
     "Client",
@@ -65,6 +70,7 @@ __all__ = [
     "RemoteError",
     "ReplyCache",
     "ReplyCacheStatistics",
+    "RetryPolicy",
     "RpcError",
     "Server",
     "ServerBusy",
@@ -80,5 +86,6 @@ __all__ = [
     "__version__",
     "connect",
     "current_call",
+    "run_server",
     "run_sync_in_thread",
 ]

@@ -30,6 +30,7 @@ from rpc._io import (
     bind_udp_socket,
     deferred_ack_processor,
     local_address,
+    read_error_queue,
 )
 from rpc.errors import ClientClosed
 
@@ -74,7 +75,12 @@ class BlockingDriver(Generic[EventT]):
         clock: Callable[[], float] = time.monotonic,
         receive_batch: int = RECEIVE_BATCH,
         busy_poll: float = DEFAULT_BUSY_POLL,
+        on_refused: Callable[[list[bytes]], None] | None = None,
     ) -> None:
+        #: Called when the connected socket reports ECONNREFUSED (see _refusal).
+        self._on_refused = on_refused
+        self._events_waiting = False
+        self._handling_refusal = False
         #: Whether a wait for input polls the socket before it blocks (rpc/_busy_poll.py).
         self._busy_poll = BusyPoll(busy_poll)
         sock.setblocking(False)
@@ -102,16 +108,29 @@ class BlockingDriver(Generic[EventT]):
         """The local address of the socket."""
         return self._address
 
-    def send_message(self, addr: Address, payload: bytes, now: float | None = None) -> int:
+    def send_message(
+        self,
+        addr: Address,
+        payload: bytes,
+        now: float | None = None,
+        *,
+        keep_liveness_clock: bool = False,
+    ) -> int:
         """Queue ``payload`` for ``addr`` and send what can go now; returns the message id.
 
         ``now`` is the caller's own recent clock reading, which spares reading it again.
+        ``keep_liveness_clock``: see ``Endpoint.send_message`` (liveness probes).
         """
         if self._closed:
             raise ClientClosed("the transport is closed")
         if now is None:
             now = self._clock()
-        message_id = self.endpoint.send_message(addr, payload, now=now)
+        if keep_liveness_clock:
+            message_id = self.endpoint.send_message(
+                addr, payload, now=now, keep_liveness_clock=True
+            )
+        else:
+            message_id = self.endpoint.send_message(addr, payload, now=now)
         self._flush(now)
         return message_id
 
@@ -133,9 +152,12 @@ class BlockingDriver(Generic[EventT]):
         # reading are inlined (each Python call costs about as much as the arithmetic it wraps).
         endpoint, last_fire = self.endpoint, self._last_fire
         timer = endpoint.get_timer()
-        if timer is not None and timer <= last_fire:
+        if timer is not None and timer < last_fire + TIMER_GRANULARITY:
             timer = last_fire + TIMER_GRANULARITY
         wake = deadline if timer is None or deadline < timer else timer
+        if self._events_waiting:  # a refusal's events wait to be taken: no waiting
+            self._events_waiting = False
+            wake = now
         if wake > now:
             poller, busy_poll = self._poller, self._busy_poll
             if poller is not None and busy_poll.worthwhile():
@@ -148,20 +170,24 @@ class BlockingDriver(Generic[EventT]):
             else:
                 _wait(self.socket, writable=False, timeout=wake - now)
             now = self._clock()
-        # Read what is waiting: one datagram, or a burst of them when a burst is likely.
+        # Read what is waiting: one datagram, or a burst of them when a burst is likely, or
+        # when a timer round follows (so that timers due at every poll cannot starve input).
         recvfrom, receive = self.socket.recvfrom, endpoint.receive_datagram
         received = 0
+        bursting = self._bursting or (timer is not None and timer <= now)
         while received < self._batch:
             try:
                 data, addr = recvfrom(RECV_BUFSIZE)
             except BlockingIOError:
                 break
-            except OSError:  # e.g. an ICMP error reported on the socket
+            except OSError as exc:  # e.g. an ICMP error reported on the socket
                 self._counts["receive_errors"] += 1
+                if type(exc) is ConnectionRefusedError:
+                    self._refusal()
                 break
             received += 1
             receive(data, (addr[0], addr[1]), now=now)
-            if not self._bursting and len(data) < BURST_HINT_BYTES:
+            if not bursting and len(data) < BURST_HINT_BYTES:
                 break  # a lone small datagram (a reply, an ack): do not pay for a failed read
         self._bursting = received > 1
         self._counts["datagrams_received"] += received
@@ -171,7 +197,7 @@ class BlockingDriver(Generic[EventT]):
             # once (an ACK it makes due at once goes out with the flush below).
             timer = endpoint.get_timer()
             if timer is not None:
-                if timer <= last_fire:
+                if timer < last_fire + TIMER_GRANULARITY:
                     timer = last_fire + TIMER_GRANULARITY
                 if timer <= now:
                     self._last_fire = now
@@ -179,6 +205,14 @@ class BlockingDriver(Generic[EventT]):
                     endpoint.handle_timer(now=now)
         self._flush(now)
         return now
+
+    def apply_deferred_acks(self, now: float) -> bool:
+        """Apply the ACKs the endpoint deferred and send what they caused; True if there were
+        any (their events, e.g. a oneway call's MessageAcked, are then waiting)."""
+        if self._closed or not self._process_deferred_acks():
+            return False
+        self._flush(now)
+        return True
 
     def events(self) -> list[EventT]:
         """Every event the endpoint has produced since the last call, oldest first."""
@@ -215,6 +249,29 @@ class BlockingDriver(Generic[EventT]):
 
     # -- internals ------------------------------------------------------------------------
 
+    def _refusal(self) -> None:
+        """ECONNREFUSED on a connected socket: an ICMP port unreachable came back, so nothing
+        listens at the peer. The owner's ``on_refused`` tells the endpoint; the next
+        :meth:`poll` returns at once, so that the events it caused are taken without a wait."""
+        if self._on_refused is None or self._handling_refusal:
+            return
+        # Linux reports the error ahead of datagrams already queued: handle those first (a
+        # server's CLOSE, sent just before it exited, says more than the refusal after it).
+        self._handling_refusal = True
+        try:
+            now = self._clock()
+            for _ in range(self._batch):
+                try:
+                    data, addr = self.socket.recvfrom(RECV_BUFSIZE)
+                except OSError:  # BlockingIOError (all read), or the refusal again
+                    break
+                self._counts["datagrams_received"] += 1
+                self.endpoint.receive_datagram(data, (addr[0], addr[1]), now=now)
+        finally:
+            self._handling_refusal = False
+        self._on_refused(read_error_queue(self.socket))
+        self._events_waiting = True
+
     def _flush(self, now: float) -> None:
         if self._closed:
             return
@@ -225,8 +282,10 @@ class BlockingDriver(Generic[EventT]):
             except BlockingIOError:
                 self._send(data, addr)  # wait for room (bounded), then send or drop
                 continue
-            except OSError:  # unreachable network, datagram too large...: lost, like on a wire
+            except OSError as exc:  # unreachable network, datagram too large: lost, as on a wire
                 counts["send_errors"] += 1
+                if type(exc) is ConnectionRefusedError:
+                    self._refusal()
                 continue
             counts["datagrams_sent"] += 1
 
@@ -244,8 +303,10 @@ class BlockingDriver(Generic[EventT]):
                     counts["send_drops"] += 1
                     return
                 continue
-            except OSError:  # unreachable network, datagram too large...: lost, like on a wire
+            except OSError as exc:  # unreachable network, datagram too large: lost, as on a wire
                 counts["send_errors"] += 1
+                if type(exc) is ConnectionRefusedError:
+                    self._refusal()
                 return
             counts["datagrams_sent"] += 1
             return

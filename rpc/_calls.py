@@ -20,6 +20,7 @@ from typing import Any, Final
 from rpc import callproto, events
 from rpc.callproto import Status
 from rpc.errors import (
+    CallLost,
     CallOutcome,
     ClientClosed,
     DeadlineExceeded,
@@ -41,6 +42,13 @@ from rpc.stats import EndpointStatistics
 
 logger = logging.getLogger("rpc.client")
 
+#: Longest wait between two probes of a call that was delivered and has no reply yet. Birrell
+#: and Nelson's callers probe a server that holds a call in progress "periodically"; a second
+#: keeps a crashed server's callers from waiting noticeably past ``peer_timeout``.
+MAX_PROBE_INTERVAL: Final = 1.0
+#: Probe ticks per ``peer_timeout`` at least: a call waits at most two ticks before its first
+#: probe, so the probe goes out well before the liveness timeout it feeds can expire.
+PROBE_TICKS_PER_PEER_TIMEOUT: Final = 4
 #: The budget field is an unsigned 32-bit count of milliseconds (about 49 days).
 MAX_BUDGET_MS = (1 << 32) - 1
 #: :attr:`PendingCall.result` of a oneway call the transport acknowledged (it has no reply).
@@ -61,12 +69,18 @@ class ClientStatistics:
     in_flight: int
     cancels_sent: int
     transport: EndpointStatistics
+    #: Attempts made again under a ``RetryPolicy`` (a call retried twice counts 2).
+    retries: int = 0
+    #: PROBE messages sent about calls delivered long ago (liveness of the server).
+    probes_sent: int = 0
 
 
 class PendingCall:
     """One outstanding call (plain slots: this object is made once per call)."""
 
-    __slots__ = ("call_no", "delivered", "oneway", "refusal", "result", "sent", "task", "wake")
+    __slots__ = (
+        "aged", "call_no", "delivered", "oneway", "refusal", "result", "sent", "task", "wake",
+    )
 
     def __init__(self, call_no: int, oneway: bool) -> None:
         self.call_no = call_no
@@ -85,6 +99,14 @@ class PendingCall:
         self.task: Any = None
         #: A oneway call's refusal ``(status, body)`` that arrived with the ack of its CALL.
         self.refusal: tuple[Status, object] | None = None
+        #: True once a probe tick has seen the call outstanding: at the next tick it has waited
+        #: at least a whole probe interval, and is probed if delivered (see calls_to_probe).
+        self.aged = False
+
+
+def probe_interval(peer_timeout: float) -> float:
+    """Seconds between a client's probe ticks for a transport with this ``peer_timeout``."""
+    return min(MAX_PROBE_INTERVAL, peer_timeout / PROBE_TICKS_PER_PEER_TIMEOUT)
 
 
 def budget_ms(timeout: float) -> int:
@@ -121,6 +143,8 @@ class CallTable:
         self.succeeded = 0
         self.failed: collections.Counter[str] = collections.Counter()
         self.cancels = 0
+        self.probes = 0
+        self.retries = 0
         #: Called when the transport has room again after ``SendBufferFull``.
         self.on_capacity: Callable[[], None] = _nothing
         #: The events other than replies and acks (see :meth:`handle_event`).
@@ -316,39 +340,115 @@ class CallTable:
             in_flight=len(self._calls),
             cancels_sent=self.cancels,
             transport=transport,
+            retries=self.retries,
+            probes_sent=self.probes,
         )
 
     # -- transport events -------------------------------------------------------------------
 
+    def calls_to_probe(self) -> list[int]:
+        """Call numbers to name in a ``PROBE`` now (one tick of the client's probe timer).
+
+        A call is probed once it has been outstanding across two ticks (so it waited at least
+        one probe interval), has been delivered (until then the transport's retransmissions
+        and liveness timeout cover it) and expects a reply. Oldest first, at most
+        ``callproto.MAX_PROBED_CALLS``: the others are probed at later ticks, and while any
+        probe is unacknowledged the transport's liveness timeout runs anyway.
+        """
+        due: list[int] = []
+        for pending in self._calls.values():
+            if pending.aged:
+                if pending.delivered and not pending.oneway and pending.result is None:
+                    due.append(pending.call_no)
+            else:
+                pending.aged = True
+        return due[: callproto.MAX_PROBED_CALLS]
+
     def on_unreachable(self, event: events.PeerUnreachable) -> None:
-        """The transport gave up on the server: every outstanding call fails."""
-        self._lose_server(event.addr, "stopped answering")
+        """The transport gave up on the server: every outstanding call fails.
+
+        When the network refused our datagrams (ICMP port unreachable) before we ever heard
+        from the server, nothing listened there: no call was delivered.
+        """
+        if event.refused:  # whoever listens there next is a new incarnation: learn its epoch
+            self.server_epoch = callproto.EPOCH_UNKNOWN
+        by_message = self._by_message
+        unseen = {by_message[m] for m in event.unseen_message_ids if m in by_message}
+        what = "is not listening (port unreachable)" if event.refused else "stopped answering"
+        self._lose_server(event.addr, what, event.refused and event.never_heard, unseen)
 
     def on_closed(self, event: events.PeerClosed) -> None:
-        """The server closed our session (it shut down): every outstanding call fails."""
-        self._lose_server(event.addr, "closed the session")
+        """The server closed our session (it shut down): every outstanding call fails.
 
-    def _lose_server(self, addr: events.Address, what: str) -> None:
+        A drained close promises that every call the server ran was answered and the answer
+        acknowledged: what is still outstanding did not run (it never arrived, or its refusal
+        is still on its way), so it is ``ShuttingDown``, ``NOT_EXECUTED``, safe to retry on a
+        successor. The next call learns the new server's epoch first, as on a first contact.
+        """
+        self.server_epoch = callproto.EPOCH_UNKNOWN
+        if not event.drained:
+            self._lose_server(event.addr, "closed the session", False)
+            return
+        logger.info("server %s shut down: failing %d calls it never received",
+                    event.addr, len(self._calls))
+        self._by_message.clear()
+        self._undelivered.clear()
+        self.fail_all(
+            lambda p: ShuttingDown(
+                "the server shut down without running the call",
+                outcome=CallOutcome.NOT_EXECUTED,
+            )
+        )
+
+    def _lose_server(
+        self,
+        addr: events.Address,
+        what: str,
+        nothing_listened: bool,
+        unseen: set[int] | frozenset[int] = frozenset(),
+    ) -> None:
+        """Fail every call; those in ``unseen`` (call numbers) or all, if ``nothing_listened``,
+        certainly never reached the server."""
         logger.info("server %s %s: failing %d outstanding calls", addr, what, len(self._calls))
         self._by_message.clear()
         self._undelivered.clear()  # nothing will be retransmitted any more
-        self.fail_all(
-            lambda p: PeerUnreachable(f"the server {what}", outcome=outcome_once_sent(p))
-        )
+
+        def error(pending: PendingCall) -> RpcError:
+            if nothing_listened or pending.call_no in unseen:
+                outcome = CallOutcome.NOT_DELIVERED
+            else:
+                outcome = outcome_once_sent(pending)
+            return PeerUnreachable(f"the server {what}", outcome=outcome)
+
+        self.fail_all(error)
 
     def on_restarted(self, event: events.PeerRestarted) -> None:
-        """The server restarted: calls outstanding across the restart fail."""
+        """The server restarted: calls outstanding across the restart fail.
+
+        A call the old incarnation can never have seen (the transport says which) was not
+        executed by it, and the new one refuses calls meant for its predecessor: such a call
+        is ``NOT_EXECUTED``, safe to retry. Only the others may have run (``UNKNOWN``).
+        """
         logger.info("server %s restarted: failing %d outstanding calls",
                     event.addr, len(self._calls))
         self.server_epoch = event.new_epoch
+        by_message = self._by_message
+        unseen = {by_message[m] for m in event.unseen_message_ids if m in by_message}
         self._undelivered.clear()
-        self._by_message.clear()
-        self.fail_all(
-            lambda p: ServerRestarted(
+        by_message.clear()
+
+        def error(pending: PendingCall) -> RpcError:
+            if pending.call_no in unseen or not pending.sent:
+                return ServerRestarted(
+                    "the server restarted before the call reached it",
+                    outcome=CallOutcome.NOT_EXECUTED,
+                )
+            return ServerRestarted(
                 "the server restarted while the call was outstanding",
                 outcome=CallOutcome.UNKNOWN,
             )
-        )
+
+        self.fail_all(error)
 
     def close(self) -> None:
         """Refuse new calls and fail outstanding ones with ``ClientClosed``."""
@@ -430,6 +530,7 @@ _SIMPLE_ERRORS: dict[Status, Callable[[str], RpcError]] = {
     Status.SHUTTING_DOWN: ShuttingDown,
     Status.WRONG_EPOCH: lambda m: ServerRestarted(m, outcome=CallOutcome.NOT_EXECUTED),
     Status.INVALID_RESULT: lambda m: InvalidArgument(m, outcome=CallOutcome.EXECUTED),
+    Status.CALL_UNKNOWN: CallLost,
 }
 
 

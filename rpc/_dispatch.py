@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from rpc import callproto
+from rpc._handler_checks import handler_problems
 from rpc.callproto import Status
 from rpc.errors import ApplicationError, InvalidArgument
 from rpc.schema import ValidationError
@@ -104,17 +105,29 @@ class CallPlan:
 
 
 class ServiceTable:
-    """Every ``(service name, version)`` a server serves, with their method plans."""
+    """Every ``(service name, version)`` a server serves, with their method plans.
+
+    Building one checks every handler (:mod:`rpc._handler_checks`) and refuses them all at
+    once with :class:`~rpc.InvalidArgument`, one line per problem, rather than let each call
+    of an unfit method fail at run time.
+    """
 
     def __init__(self, handlers: Sequence[Handler]) -> None:
         self._plans: dict[tuple[str, int], dict[int, CallPlan]] = {}
         #: Every method by ``(service, version, method number)``: one lookup per call.
         self.plans: dict[tuple[str, int, int], CallPlan] = {}
         self._versions: dict[str, tuple[int, int]] = {}
+        problems: list[str] = []
         for handler in handlers:
-            self._add(handler)
+            problems += self._add(handler)
+        if len(problems) == 1:
+            raise InvalidArgument(f"unfit handler: {problems[0]}")
+        if problems:
+            raise InvalidArgument(f"{len(problems)} problems with the handlers:\n"
+                                  + "\n".join(problems))
 
-    def _add(self, handler: Handler) -> None:
+    def _add(self, handler: Handler) -> list[str]:
+        """Add ``handler``'s methods; returns their problems (the table is then refused)."""
         spec = getattr(handler, "SERVICE", None)
         if not isinstance(spec, ServiceSpec):
             raise InvalidArgument(f"{type(handler).__name__} has no SERVICE spec (not a Handler?)")
@@ -124,17 +137,17 @@ class ServiceTable:
         ident = (spec.name, spec.version)
         if ident in self._plans:
             raise InvalidArgument(f"two handlers for {spec.name} version {spec.version}")
-        plans = {}
-        for method in spec.methods:
-            fn = getattr(handler, method.python_name, None)
-            if not callable(fn):
-                raise InvalidArgument(f"{type(handler).__name__} lacks {method.python_name}()")
-            plans[method.number] = CallPlan(spec, method, fn)
+        problems = handler_problems(handler, spec)
+        plans = {} if problems else {
+            method.number: CallPlan(spec, method, getattr(handler, method.python_name))
+            for method in spec.methods
+        }
         self._plans[ident] = plans
         for number, plan in plans.items():
             self.plans[spec.name, spec.version, number] = plan
         low, high = self._versions.get(spec.name, (spec.version, spec.version))
         self._versions[spec.name] = (min(low, spec.version), max(high, spec.version))
+        return problems
 
     def resolve(
         self, service: str, version: int, method: int

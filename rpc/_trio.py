@@ -39,6 +39,7 @@ from rpc._io import (
     BURST_PROBE_INTERVAL,
     RECEIVE_BATCH,
     RECV_BUFSIZE,
+    TIMER_GRANULARITY,
     Address,
     DatagramSocket,
     DriverEndpoint,
@@ -49,6 +50,7 @@ from rpc._io import (
     bind_udp_socket,
     deferred_ack_processor,
     local_address,
+    read_error_queue,
     timer_deadline,
 )
 from rpc.errors import ClientClosed
@@ -170,6 +172,19 @@ class TrioUdpSocket:
             return False
         return True
 
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        """Set a socket option."""
+        self._sock.setsockopt(level, option, value)
+
+    def read_error_queue(self) -> list[bytes]:
+        """The starts of refused datagrams (see ``rpc._io.read_error_queue``)."""
+        return read_error_queue(self._sock)
+
+    def connect(self, addr: Address) -> None:
+        """Connect the socket to ``addr``: it then receives only from there, and the kernel
+        reports an ICMP port unreachable from there as ECONNREFUSED on the next read or send."""
+        self._sock.connect(addr)
+
     def close(self) -> None:
         """Close the socket; tasks waiting on it get ``trio.ClosedResourceError``."""
         if self._closed:
@@ -224,6 +239,7 @@ class TrioDriver(Generic[EventT]):
     sends what handling a datagram queued before it applies the ACK the datagram carried.
     ``busy_poll`` is the longest a wait for input polls the socket before it blocks, when
     recent waits were that short (seconds; 0 never polls; see ``rpc/_busy_poll.py``).
+    ``on_refused`` is called when a connected socket reports ECONNREFUSED.
     """
 
     def __init__(
@@ -235,8 +251,14 @@ class TrioDriver(Generic[EventT]):
         receive_batch: int = RECEIVE_BATCH,
         respond_first: bool = False,
         busy_poll: float = DEFAULT_BUSY_POLL,
+        on_refused: Callable[[list[bytes]], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        #: Called when the network refuses datagrams on a connected socket (ICMP port
+        #: unreachable, reported as ECONNREFUSED): a client tells its endpoint (_handle_refusal).
+        self._on_refused = on_refused
+        self._refused = False
+        self._handling_refusal = False
         self.socket = sock
         self._on_event = on_event
         self._batch = max(1, receive_batch)
@@ -308,16 +330,24 @@ class TrioDriver(Generic[EventT]):
             finally:
                 nursery.cancel_scope.cancel()
 
-    def send_message(self, addr: Address, payload: bytes) -> int:
+    def send_message(
+        self, addr: Address, payload: bytes, *, keep_liveness_clock: bool = False
+    ) -> int:
         """Queue ``payload`` for ``addr`` and send what can go now; returns the message id.
 
         Raises ``ClientClosed`` after :meth:`aclose`, and whatever the endpoint raises
-        (``SendBufferFull`` when the peer's send buffer is full).
+        (``SendBufferFull`` when the peer's send buffer is full). ``keep_liveness_clock``: see
+        ``Endpoint.send_message`` (liveness probes).
         """
         if self._closed:
             raise ClientClosed("the transport is closed")
         now = self._clock()
-        message_id = self.endpoint.send_message(addr, payload, now=now)
+        if keep_liveness_clock:
+            message_id = self.endpoint.send_message(
+                addr, payload, now=now, keep_liveness_clock=True
+            )
+        else:
+            message_id = self.endpoint.send_message(addr, payload, now=now)
         self._flush(now)
         return message_id
 
@@ -416,8 +446,8 @@ class TrioDriver(Generic[EventT]):
                     data, raw_addr = udp._sock.recvfrom(RECV_BUFSIZE)
                 except BlockingIOError:  # another reader took it first
                     continue
-                except OSError:  # e.g. an ICMP error queued on the socket: nothing to read
-                    self._counts["receive_errors"] += 1
+                except OSError as exc:  # e.g. an ICMP error queued on the socket
+                    self._receive_error(exc)
                     continue
                 self._on_datagram(data, (raw_addr[0], raw_addr[1]), flush=False)
             return True
@@ -444,8 +474,8 @@ class TrioDriver(Generic[EventT]):
             item = self._try_recvfrom(RECV_BUFSIZE)
         except trio.ClosedResourceError:
             return
-        except OSError:  # e.g. an ICMP error queued on the socket: nothing to read
-            self._counts["receive_errors"] += 1
+        except OSError as exc:  # e.g. an ICMP error queued on the socket
+            self._receive_error(exc)
             return
         if item is not None:  # None: another reader took it first
             self._on_datagram(item[0], item[1], flush)
@@ -545,8 +575,8 @@ class TrioDriver(Generic[EventT]):
             before_wait()
             try:
                 data, addr = await recvfrom(RECV_BUFSIZE)
-            except OSError:  # e.g. an ICMP error queued on the socket: nothing to read
-                self._counts["receive_errors"] += 1
+            except OSError as exc:  # e.g. an ICMP error queued on the socket
+                self._receive_error(exc)
                 continue
             followers = self.followers
             on_datagram(data, addr)
@@ -588,8 +618,8 @@ class TrioDriver(Generic[EventT]):
                 data, raw_addr = recvfrom(RECV_BUFSIZE)
             except BlockingIOError:  # woken for nothing
                 continue
-            except OSError:  # e.g. an ICMP error queued on the socket: nothing to read
-                self._counts["receive_errors"] += 1
+            except OSError as exc:  # e.g. an ICMP error queued on the socket
+                self._receive_error(exc)
                 continue
             addr = (raw_addr[0], raw_addr[1])
             followers = self.followers
@@ -664,6 +694,66 @@ class TrioDriver(Generic[EventT]):
         self._counts["timer_fires"] += 1
         self.endpoint.handle_timer(now=now)
         self._after_input(now)
+        if not self._leading:  # (a leader reads for itself)
+            self._read_waiting()
+
+    def _read_waiting(self) -> None:
+        """Handle the datagrams already waiting (a batch at most), without waiting.
+
+        Runs after each timer round: the next wait is cancelled at once when the timer is due
+        again (a round that took longer than TIMER_GRANULARITY, a timer left in the past), so
+        without this, timers alone could keep the reader from input. One timer round, then
+        what is waiting: neither can starve the other.
+        """
+        try_recvfrom = self._try_recvfrom
+        can_lead = self._can_lead
+        for _ in range(self._batch):
+            try:
+                item = try_recvfrom(RECV_BUFSIZE)
+            except trio.ClosedResourceError:
+                return
+            except OSError as exc:  # e.g. an ICMP error queued on the socket
+                self._receive_error(exc)
+                continue
+            if item is None:
+                return
+            followers = self.followers
+            self._on_datagram(item[0], item[1])
+            if can_lead and followers and not self.followers:
+                self._aside = True  # it woke the last waiting caller: let its next call lead
+                return
+
+    def _receive_error(self, exc: OSError) -> None:
+        """A read failed: usually an ICMP error reported on the socket (see _handle_refusal)."""
+        self._counts["receive_errors"] += 1
+        if type(exc) is ConnectionRefusedError and self._on_refused is not None:
+            self._refused = True
+            if not self._handling_refusal:
+                self._handle_refusal(self._clock())
+
+    def _send_error(self, exc: OSError) -> None:
+        """A send failed; a refusal is handled once the flush is over (see _handle_refusal)."""
+        self._counts["send_errors"] += 1
+        if type(exc) is ConnectionRefusedError and self._on_refused is not None:
+            self._refused = True
+
+    def _handle_refusal(self, now: float) -> None:
+        """ECONNREFUSED on a connected socket: an ICMP port unreachable came back, nothing
+        listens at the peer. The owner's ``on_refused`` tells the endpoint, whose events (the
+        calls to that peer failing) are delivered here; Linux reports the error on whichever
+        read or send comes next, so both paths lead here. Linux reports it ahead of datagrams
+        already queued, so those are handled first: a server's CLOSE, sent just before it
+        exited, says more about the calls than the refusal that followed it."""
+        assert self._on_refused is not None
+        self._handling_refusal = True
+        try:
+            self._read_waiting()
+        finally:
+            self._handling_refusal = False
+        self._refused = False
+        read_errors = getattr(self.socket, "read_error_queue", None)
+        self._on_refused([] if read_errors is None else read_errors())
+        self._after_input(now)
 
     def _after_input(self, now: float) -> None:
         self.input_time = now
@@ -701,15 +791,17 @@ class TrioDriver(Generic[EventT]):
                     self._enqueue(datagrams, 0)
                 except trio.ClosedResourceError:
                     pass
-                except OSError:  # unreachable network, datagram too large...: lost
-                    self._counts["send_errors"] += 1
+                except OSError as exc:  # unreachable network, datagram too large...: lost
+                    self._send_error(exc)
             else:
                 self._send_all(datagrams)
+            if self._refused and not self._handling_refusal:
+                self._handle_refusal(now)
         scope = self._timer_scope
         if scope is None or not rearm:
             return
         deadline = self.endpoint.get_timer()
-        if deadline is not None and deadline <= self._last_fire:
+        if deadline is not None and deadline < self._last_fire + TIMER_GRANULARITY:
             deadline = timer_deadline(deadline, self._last_fire)
         wake = self._wake_at
         if deadline is not None and deadline < wake:
@@ -732,8 +824,8 @@ class TrioDriver(Generic[EventT]):
                 sent = try_sendto(data, addr)
             except trio.ClosedResourceError:
                 return
-            except OSError:  # unreachable network, datagram too large...: lost, like on a wire
-                counts["send_errors"] += 1
+            except OSError as exc:  # unreachable network, datagram too large: lost, as on a wire
+                self._send_error(exc)
                 continue
             if not sent:
                 self._enqueue(datagrams, index)
@@ -763,6 +855,6 @@ class TrioDriver(Generic[EventT]):
             except trio.ClosedResourceError:
                 backlog.clear()
                 return
-            except OSError:
-                counts["send_errors"] += 1
+            except OSError as exc:
+                self._send_error(exc)
             backlog.popleft()

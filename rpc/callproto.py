@@ -6,6 +6,10 @@ Every message is one msgpack array whose first element is its kind (see ``docs/r
 * ``REPLY``  ``[2, call_no, status, body]``
 * ``CANCEL`` ``[3, call_no]``
 * ``PING``   ``[4, call_no]`` -- the null procedure; answered by a ``REPLY`` with status ``OK``.
+* ``PROBE``  ``[5, [call_no, ...]]`` -- "are you still working on these?" (liveness of calls that
+  were delivered long ago). The transport's ACK of the probe says yes for every call the server
+  still runs or queues; a call whose reply it still has is answered again with that reply, and
+  one it holds nothing of with a ``REPLY`` of status ``CALL_UNKNOWN``.
 
 Encoders pack one list with a reused ``msgpack.Packer`` (one per thread: ``msgpack.packb``
 builds a new packer on every call). A large ``bin`` argument or result is spliced in instead of
@@ -31,6 +35,10 @@ KIND_CALL = 1
 KIND_REPLY = 2
 KIND_CANCEL = 3
 KIND_PING = 4
+KIND_PROBE = 5
+
+#: Call numbers one PROBE names at most (the oldest waiting calls go first).
+MAX_PROBED_CALLS = 64
 
 #: Call flags (bit set).
 FLAG_ONEWAY = 0x1
@@ -60,6 +68,7 @@ class Status(enum.IntEnum):
     SHUTTING_DOWN = 8  # body: message
     WRONG_EPOCH = 9  # body: message -- the call was meant for an earlier server instance
     INVALID_RESULT = 10  # body: message -- the handler's return value failed validation
+    CALL_UNKNOWN = 11  # body: message -- answers a PROBE: the server holds neither call nor reply
 
 
 #: ``Status.OK`` as the plain int it travels as.
@@ -193,6 +202,21 @@ def encode_cancel(call_no: int) -> bytes:
 def encode_ping(call_no: int) -> bytes:
     """Encode a ``PING``."""
     return _packers.pack([KIND_PING, call_no])  # type: ignore[no-any-return]
+
+
+def encode_probe(call_nos: list[int]) -> bytes:
+    """Encode a ``PROBE`` naming ``call_nos`` (at most :data:`MAX_PROBED_CALLS`)."""
+    return _packers.pack([KIND_PROBE, call_nos[:MAX_PROBED_CALLS]])  # type: ignore[no-any-return]
+
+
+def decode_probe_untrusted(message: list[object]) -> list[int]:
+    """Check an unpacked ``PROBE`` array and return the call numbers it names."""
+    if len(message) != 2 or type(message[1]) is not list:
+        raise ProtocolError("PROBE must be [5, [call numbers]]")
+    call_nos = message[1]
+    if len(call_nos) > MAX_PROBED_CALLS:
+        raise ProtocolError("PROBE names too many calls")
+    return [_u64(call_no, "probed call number") for call_no in call_nos]
 
 
 def unpack_untrusted(payload: bytes) -> list[object]:

@@ -12,6 +12,7 @@ import heapq
 import math
 import secrets
 from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from rpc.compression import Compressor
@@ -30,6 +31,7 @@ from rpc.stats import COUNTER_NAMES, SUMMED_FIELDS, Counters, EndpointStatistics
 from rpc.wire import (
     FLAG_ACK,
     FLAG_DATA,
+    FLAG_DRAINED,
     FLAG_PING,
     MIN_DATAGRAM,
     TYPE_CLOSE,
@@ -40,6 +42,7 @@ from rpc.wire import (
     decode_datagram_untrusted,
     encode_close,
     encode_epoch_notice,
+    quoted_packet_number_untrusted,
 )
 
 #: Seconds between sweeps for idle peers, so a server's peer table shrinks back after its
@@ -159,11 +162,21 @@ class Endpoint:
 
     # -- application API ---------------------------------------------------------------------
 
-    def send_message(self, addr: Address, payload: BytesLike, *, now: float) -> int:
+    def send_message(
+        self,
+        addr: Address,
+        payload: BytesLike,
+        *,
+        now: float,
+        keep_liveness_clock: bool = False,
+    ) -> int:
         """Queue ``payload`` for reliable delivery to ``addr``; return its message id.
 
         Raises :class:`SendBufferFull` when the peer's send buffer cannot take it (wait for
         :class:`SendCapacityAvailable`) and :class:`MessageTooLarge` above ``max_message_size``.
+        With ``keep_liveness_clock`` (a liveness probe), the peer's silence is counted from its
+        last acknowledgement rather than from now: a peer that stopped answering right after
+        acknowledging a call is declared unreachable ``peer_timeout`` after that, not later.
         """
         config = self.config
         if type(payload) is not bytes:
@@ -181,9 +194,53 @@ class Endpoint:
         wire, compressed = self._compressor.compress(payload)
         message_id = self._next_message_id
         self._next_message_id += 1
-        peer.queue_message(message_id, wire, compressed, now)
+        peer.queue_message(message_id, wire, compressed, now, keep_liveness_clock)
         self._dirty[peer] = None  # its timers are recomputed when it is next looked at
         return message_id
+
+    def acknowledge_now(self, addr: Address, *, now: float) -> None:
+        """Send the ACK owed to ``addr`` with the next :meth:`datagrams_to_send`, without the
+        ack delay (the application knows no reply will carry it, e.g. for a oneway call)."""
+        peer = self._peers.get(addr)
+        if peer is None or not peer.acks.eliciting_unacked:
+            return
+        acks = peer.acks
+        if acks.ack_deadline is None or acks.ack_deadline > now:
+            acks.ack_deadline = now
+        self._dirty[peer] = None
+
+    def has_unacknowledged(self, addr: Address) -> bool:
+        """True while a message to ``addr`` awaits its acknowledgement."""
+        self.process_deferred_acks()
+        peer = self._peers.get(addr)
+        return peer is not None and bool(peer.outstanding)
+
+    def report_refused(self, addr: Address, quoted: Sequence[bytes] = ()) -> None:
+        """The network said nothing listens at ``addr`` (an ICMP port unreachable reported
+        on a connected socket): give up on it at once, as after ``peer_timeout``, and forget
+        it. The refusal is not authenticated; a driver reports it only for a socket connected
+        to ``addr``, whose kernel matched it to that socket's own traffic.
+
+        ``quoted`` are the first bytes of refused datagrams, as ICMP errors quote them (the
+        kernel's error queue). One of this session's packets among them (its epochs must
+        match) proves that nothing listened when it arrived: what was first sent at or after
+        it never reached the peer's old incarnation (``PeerUnreachable.unseen_message_ids``).
+        """
+        self.process_deferred_acks()
+        peer = self._peers.get(addr)
+        if peer is None:
+            return
+        refused_pn: int | None = None
+        for quote in quoted:
+            fields = quoted_packet_number_untrusted(quote)
+            if fields is None or fields[0] != self.epoch or fields[1] not in (0, peer.epoch):
+                continue
+            if refused_pn is None or fields[2] < refused_pn:
+                refused_pn = fields[2]
+        peer.refused(refused_pn)
+        # Its incarnation is gone: a later message starts a fresh session, whose first
+        # datagram tells whoever listens by then (a restarted server) who we are.
+        self.forget_peer(addr)
 
     def send_capacity(self, addr: Address) -> int:
         """Bytes the send buffer of ``addr`` accepts right now."""
@@ -207,7 +264,7 @@ class Endpoint:
         peer.heap_deadline = NEVER  # its heap entry, if any, is superseded
         self._dirty.pop(peer, None)
 
-    def close_peer(self, addr: Address, *, now: float) -> None:
+    def close_peer(self, addr: Address, *, now: float, drained: bool = False) -> None:
         """End the session with ``addr`` cleanly, then forget it (like :meth:`forget_peer`).
 
         An owed ACK goes out at once instead of after the ack delay (so the peer stops
@@ -215,7 +272,9 @@ class Endpoint:
         now. Both are best effort: sent with the next :meth:`datagrams_to_send`, never
         retransmitted. Messages not yet acknowledged are abandoned without events. Datagrams
         of the closed session arriving later are dropped, so this endpoint must not send to
-        ``addr`` again under its epoch (a client reconnects with a new Endpoint).
+        ``addr`` again under its epoch (a client reconnects with a new Endpoint). ``drained``
+        promises the peer that nothing it still awaits an answer for was processed (the CLOSE
+        carries FLAG_DRAINED); the application knows when that holds.
         """
         self.process_deferred_acks()
         peer = self._peers.get(addr)
@@ -224,7 +283,7 @@ class Endpoint:
         out: list[tuple[bytes, Address]] = []
         peer.send_owed_ack(now, self.epoch, out)
         if peer.epoch:  # the peer knows a session with us only once we have heard from it
-            close = encode_close(self.epoch, peer.epoch)
+            close = encode_close(self.epoch, peer.epoch, drained)
             copies = CLOSE_COPIES
             if not peer.validated:
                 # An unvalidated address may be a spoofed victim: the CLOSE stays within
@@ -237,10 +296,13 @@ class Endpoint:
         self._notices.extend(out)
         self._retire_session(peer)
 
-    def close_all_peers(self, *, now: float) -> None:
-        """:meth:`close_peer` every peer (a driver does this when it closes)."""
+    def close_all_peers(
+        self, *, now: float, drained: Callable[[Address], bool] | None = None
+    ) -> None:
+        """:meth:`close_peer` every peer (a driver does this when it closes); ``drained(addr)``
+        says which sessions were drained."""
         for addr in list(self._peers):
-            self.close_peer(addr, now=now)
+            self.close_peer(addr, now=now, drained=drained is not None and drained(addr))
 
     def _retire_session(self, peer: Peer) -> None:
         """Forget ``peer`` and remember its epoch as closed (bounded)."""
@@ -408,8 +470,13 @@ class Endpoint:
         self._restart_peer(peer, new_epoch, now)
         return True
 
-    def _restart_peer(self, peer: Peer, new_epoch: int, now: float) -> None:
+    def _restart_peer(
+        self, peer: Peer, new_epoch: int, now: float, answered_pn: int | None = None
+    ) -> None:
+        """``answered_pn``: the datagram the new incarnation's epoch notice answered."""
         old_epoch = peer.epoch
+        # Without a notice, only what was never sent is known to be unseen.
+        unseen = peer.unseen_messages(peer.next_pn if answered_pn is None else answered_pn)
         if self._epoch_addrs.get(old_epoch) == peer.addr:
             del self._epoch_addrs[old_epoch]
         self._epoch_addrs[new_epoch] = peer.addr
@@ -417,7 +484,7 @@ class Endpoint:
         if self._accept_new_peers:
             peer.validated = False  # a new incarnation proves its address afresh
         self._counters.peers_restarted += 1
-        self._emit(PeerRestarted(peer.addr, old_epoch, new_epoch))
+        self._emit(PeerRestarted(peer.addr, old_epoch, new_epoch, unseen))
         self._reschedule(peer)
 
     def _on_epoch_notice(self, dgram: Datagram, peer: Peer | None, now: float) -> None:
@@ -430,7 +497,7 @@ class Endpoint:
         new_epoch = dgram.sender_epoch
         if new_epoch == peer.epoch or new_epoch in peer.retired_epochs:
             return  # stale notice, or about a datagram from before we learned its epoch
-        self._restart_peer(peer, new_epoch, now)
+        self._restart_peer(peer, new_epoch, now, dgram.packet_number)
 
     def _on_close(self, dgram: Datagram, peer: Peer | None, now: float) -> None:
         """The peer ends its session with us: drop its state at once."""
@@ -440,7 +507,8 @@ class Endpoint:
             return
         self._retire_session(peer)
         self._counters.peers_closed += 1
-        self._emit(PeerClosed(peer.addr, dgram.sender_epoch))
+        drained = dgram.flags & FLAG_DRAINED != 0
+        self._emit(PeerClosed(peer.addr, dgram.sender_epoch, drained))
 
     def _queue_notice(self, dgram: Datagram, addr: Address, size: int) -> None:
         """Answer an ack-eliciting datagram for an old epoch with an epoch notice.
@@ -452,7 +520,8 @@ class Endpoint:
         if len(self._notices) >= self.config.max_notices:
             self._counters.notices_dropped += 1
             return
-        self._notices.append((encode_epoch_notice(self.epoch, dgram.sender_epoch), addr))
+        notice = encode_epoch_notice(self.epoch, dgram.sender_epoch, dgram.packet_number)
+        self._notices.append((notice, addr))
         self._counters.epoch_notices_sent += 1
 
     # -- timers ------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ Every error tells the caller what happened to the call, through :attr:`RpcError.
 * ``UNKNOWN``       -- the call may or may not have run (deadline passed or peer vanished after
   the call was sent); retry only idempotent operations.
 
+:attr:`RpcError.safe_to_retry` is true for the first two outcomes, and for any error that ended
+a call of an ``idempotent`` method (:attr:`RpcError.idempotent`).
+
 Any exception escaping the library that is not an ``RpcError`` (or trio's own cancellation)
 is a bug.
 """
@@ -37,6 +40,11 @@ class RpcError(Exception):
 
     #: Default outcome for the class; instances may override it via the constructor.
     default_outcome: CallOutcome = CallOutcome.UNKNOWN
+    #: True when the error ended a call of an ``idempotent`` method (the clients set it as the
+    #: error leaves ``call``): running such a call again is harmless, whatever its outcome.
+    idempotent: bool = False
+    #: How many attempts the call made before this error ended it (see ``rpc.RetryPolicy``).
+    attempts: int = 1
 
     def __init__(self, message: str = "", *, outcome: CallOutcome | None = None) -> None:
         super().__init__(message)
@@ -49,8 +57,10 @@ class RpcError(Exception):
 
     @property
     def safe_to_retry(self) -> bool:
-        """True when retrying the call cannot execute it twice."""
-        return self.outcome.safe_to_retry
+        """True when retrying the call cannot do harm: it did not run (``outcome``), or its
+        method is idempotent (running it twice is harmless; an ``EXECUTED`` error, such as an
+        application error, is then safe but pointless to retry)."""
+        return self.idempotent or self.outcome.safe_to_retry
 
 
 class ApplicationError(RpcError):
@@ -133,6 +143,14 @@ class ServerRestarted(RpcError):
     """
 
 
+class CallLost(RpcError):
+    """The server is alive but holds neither the call nor its reply (answer to a probe).
+
+    It may have run the call; its reply was lost (for example, the server gave up
+    retransmitting it while the path was down).
+    """
+
+
 class ProtocolError(RpcError):
     """The peer sent something that breaks the protocol (for example a malformed reply)."""
 
@@ -164,6 +182,7 @@ class BadDatagram(RpcError):
 __all__ = [
     "ApplicationError",
     "BadDatagram",
+    "CallLost",
     "CallOutcome",
     "CallRejected",
     "ClientClosed",

@@ -70,57 +70,91 @@ class MessageAcked(_Event):
 
 
 class PeerUnreachable(_Event):
-    """Nothing was acknowledged by ``addr`` within the peer timeout while data was outstanding.
+    """Nothing was acknowledged by ``addr`` within the peer timeout while data was outstanding,
+    or (``refused``) the network reported that nothing listens there (ICMP port unreachable).
 
-    The listed messages were abandoned: each may or may not have been delivered.
+    The listed messages were abandoned: each may or may not have been delivered, except
+    those in ``unseen_message_ids``, first sent after a datagram that the network refused
+    (nothing listened when it arrived, so nothing did later either). ``never_heard``: the
+    endpoint never received a datagram from ``addr`` in this session.
     """
 
-    __slots__ = ("addr", "pending_message_ids")
-    __match_args__ = ("addr", "pending_message_ids")
+    __slots__ = ("addr", "never_heard", "pending_message_ids", "refused", "unseen_message_ids")
+    __match_args__ = (
+        "addr", "pending_message_ids", "refused", "never_heard", "unseen_message_ids",
+    )
 
-    def __init__(self, addr: Address, pending_message_ids: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        addr: Address,
+        pending_message_ids: tuple[int, ...],
+        refused: bool = False,
+        never_heard: bool = False,
+        unseen_message_ids: tuple[int, ...] = (),
+    ) -> None:
         self.addr: Final = addr
         self.pending_message_ids: Final = pending_message_ids
+        self.refused: Final = refused
+        self.never_heard: Final = never_heard
+        self.unseen_message_ids: Final = unseen_message_ids
 
     def _values(self) -> tuple[object, ...]:
-        return (self.addr, self.pending_message_ids)
+        return (
+            self.addr,
+            self.pending_message_ids,
+            self.refused,
+            self.never_heard,
+            self.unseen_message_ids,
+        )
 
 
 class PeerRestarted(_Event):
     """``addr`` now speaks with a new epoch: the old incarnation is gone.
 
     Messages to the old incarnation that were not acknowledged are discarded (no MessageAcked
-    will follow for them); whether the old incarnation processed them is unknown.
+    will follow for them). Those in ``unseen_message_ids`` can never have reached the old
+    incarnation: they were never sent, or first sent after a datagram that the new
+    incarnation answered (its epoch notice names it). Whether the old incarnation processed
+    the others is unknown.
     """
 
-    __slots__ = ("addr", "new_epoch", "old_epoch")
-    __match_args__ = ("addr", "old_epoch", "new_epoch")
+    __slots__ = ("addr", "new_epoch", "old_epoch", "unseen_message_ids")
+    __match_args__ = ("addr", "old_epoch", "new_epoch", "unseen_message_ids")
 
-    def __init__(self, addr: Address, old_epoch: int, new_epoch: int) -> None:
+    def __init__(
+        self,
+        addr: Address,
+        old_epoch: int,
+        new_epoch: int,
+        unseen_message_ids: tuple[int, ...] = (),
+    ) -> None:
         self.addr: Final = addr
         self.old_epoch: Final = old_epoch
         self.new_epoch: Final = new_epoch
+        self.unseen_message_ids: Final = unseen_message_ids
 
     def _values(self) -> tuple[object, ...]:
-        return (self.addr, self.old_epoch, self.new_epoch)
+        return (self.addr, self.old_epoch, self.new_epoch, self.unseen_message_ids)
 
 
 class PeerClosed(_Event):
     """``addr`` (incarnation ``epoch``) closed its session with us (a CLOSE datagram).
 
     Its state is gone: messages to it that were not acknowledged are discarded (no MessageAcked
-    and no PeerUnreachable follow for them); whether it processed them is unknown.
+    and no PeerUnreachable follow for them). If ``drained``, it vouches that it processed
+    nothing we still await an answer for; otherwise that is unknown.
     """
 
-    __slots__ = ("addr", "epoch")
-    __match_args__ = ("addr", "epoch")
+    __slots__ = ("addr", "drained", "epoch")
+    __match_args__ = ("addr", "epoch", "drained")
 
-    def __init__(self, addr: Address, epoch: int) -> None:
+    def __init__(self, addr: Address, epoch: int, drained: bool = False) -> None:
         self.addr: Final = addr
         self.epoch: Final = epoch
+        self.drained: Final = drained
 
     def _values(self) -> tuple[object, ...]:
-        return (self.addr, self.epoch)
+        return (self.addr, self.epoch, self.drained)
 
 
 class SendCapacityAvailable(_Event):

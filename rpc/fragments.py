@@ -16,7 +16,9 @@ from rpc.wire import FLAG_COMPRESSED, MIN_FRAGMENT_SIZE
 class OutgoingMessage:
     """One message being sent: its wire bytes and which fragments are still unacknowledged."""
 
-    __slots__ = ("flags", "fragment_size", "message_id", "next_offset", "payload", "unacked")
+    __slots__ = (
+        "first_pn", "flags", "fragment_size", "message_id", "next_offset", "payload", "unacked",
+    )
 
     def __init__(self, message_id: int, payload: bytes, compressed: bool, fragment_size: int):
         self.message_id = message_id
@@ -26,6 +28,10 @@ class OutgoingMessage:
         self.next_offset = 0  # first byte never sent yet
         # offset -> packet number of its latest transmission (-1: queued, not yet sent)
         self.unacked: dict[int, int] = {}
+        #: Packet number of its first transmission (-1: never sent). A restarted peer's epoch
+        #: notice names a datagram its new incarnation received: a message first sent at or
+        #: after it never reached the old one (Endpoint._on_epoch_notice).
+        self.first_pn = -1
 
     def fragment(self, offset: int) -> bytes:
         """The bytes of the fragment starting at ``offset``."""

@@ -169,15 +169,26 @@ class Peer:
         """Bytes that ``queue_message`` accepts without exceeding the send buffer."""
         return max(self.config.send_buffer_size - self.buffered, 0)
 
-    def queue_message(self, message_id: int, wire: bytes, compressed: bool, now: float) -> None:
-        """Queue a message (already compressed if worthwhile) for sending."""
+    def queue_message(
+        self,
+        message_id: int,
+        wire: bytes,
+        compressed: bool,
+        now: float,
+        keep_liveness_clock: bool = False,
+    ) -> None:
+        """Queue a message (already compressed if worthwhile) for sending.
+
+        ``keep_liveness_clock``: the liveness clock goes on from the last acknowledgement
+        instead of restarting now (a liveness probe: its silence counts from the last news).
+        """
         msg = OutgoingMessage(message_id, wire, compressed, self.fragment_size)
         size = len(wire)
         if size <= self.fragment_size:
             msg.unacked = {0: -1}  # the common case: one datagram
         else:
             msg.unacked = dict.fromkeys(range(0, size, self.fragment_size), -1)
-        if not self.outstanding:
+        if not self.outstanding and not keep_liveness_clock:
             self.progress_time = now  # the liveness clock starts with the first outstanding byte
         self.outstanding[message_id] = msg
         self.new_queue.append(msg)
@@ -217,6 +228,8 @@ class Peer:
         c.datagrams_received += 1
         c.bytes_received += size
         self.last_activity = now
+        if self.recovery.probe_blocked:
+            self.recovery.probe_blocked = False  # more budget (or validated): probe again
         flags = dgram.flags
         if process_ack and flags & FLAG_ACK:
             self.on_ack(dgram.ack_ranges, dgram.ack_delay_us, now)
@@ -331,15 +344,17 @@ class Peer:
         if recovery.loss_time is not None:
             if recovery.loss_time <= now:
                 self._requeue_lost(recovery.detect_lost(now))
-        elif recovery.sent and recovery.last_eliciting_time + recovery.pto_interval <= now:
-            self._on_probe_timeout()
+        else:
+            probe_time = recovery.timer()  # None while nothing is in flight or probing is blocked
+            if probe_time is not None and probe_time <= now:
+                self._on_probe_timeout(now)
         reassembly = self.reassembler.next_timeout()
         if reassembly is not None and reassembly <= now:
             self.counters.reassembly_timeouts += self.reassembler.expire(now)
 
-    def _on_probe_timeout(self) -> None:
+    def _on_probe_timeout(self, now: float) -> None:
         """RFC 9002 §6.2.4: back off, and resend the oldest data in flight as probes."""
-        self.recovery.back_off()
+        self.recovery.back_off(now)
         self.probes.clear()
         chosen: set[tuple[int, int]] = set()
         # Several packets in flight may carry the same fragment (earlier probes): pick distinct.
@@ -356,10 +371,25 @@ class Peer:
         if not self.probes:
             self.probes.append((None, 0))  # nothing left to resend: a PING still elicits an ACK
 
-    def _declare_unreachable(self) -> None:
+    def _declare_unreachable(self, refused: bool = False, refused_pn: int | None = None) -> None:
         pending = tuple(self.outstanding)
+        unseen = () if refused_pn is None else self.unseen_messages(refused_pn)
         self.abandon()
-        self.emit(PeerUnreachable(self.addr, pending))
+        never_heard = self.counters.datagrams_received == 0
+        self.emit(PeerUnreachable(self.addr, pending, refused, never_heard, unseen))
+
+    def refused(self, refused_pn: int | None) -> None:
+        """The network reported that nothing listens at the peer's address (ICMP); when the
+        refused datagram is known, ``refused_pn`` is its packet number."""
+        self._declare_unreachable(True, refused_pn)
+
+    def unseen_messages(self, answered_pn: int) -> tuple[int, ...]:
+        """Outstanding messages never sent, or first sent at or after ``answered_pn``."""
+        return tuple(
+            message_id
+            for message_id, msg in self.outstanding.items()
+            if msg.first_pn < 0 or msg.first_pn >= answered_pn
+        )
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -387,12 +417,13 @@ class Peer:
         A PING (small, ack-eliciting) makes the peer acknowledge, and its ACK carries our epoch,
         which validates the address; without it a server could wait forever for a client that
         has nothing more to send. An owed ACK is exempt from the limit: it answers datagrams
-        received and is smaller than they were.
+        received and is smaller than they were. When even the PING is refused, no probe timer
+        is armed until the peer sends more (RFC 9002 §6.2.2.1, LossRecovery.probe_blocked).
         """
-        if (kind == _PROBE or not self.recovery.sent) and self._send(
-            _PING, None, 0, now, epoch, out
-        ):
-            return 1
+        if kind == _PROBE or not self.recovery.sent:
+            if self._send(_PING, None, 0, now, epoch, out):
+                return 1
+            self.recovery.probe_blocked = True
         if self._ack_due(now):
             self._send(_PURE_ACK, None, 0, now, epoch, out)
             return 1
@@ -488,6 +519,8 @@ class Peer:
         else:
             if msg is not None:
                 msg.unacked[offset] = pn
+                if msg.first_pn < 0:
+                    msg.first_pn = pn
             self.recovery.on_packet_sent(SentPacket(pn, now, size, msg, offset))
         c.datagrams_sent += 1
         c.bytes_sent += size

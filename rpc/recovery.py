@@ -62,6 +62,7 @@ class LossRecovery:
         "max_window",
         "min_pto",
         "packet_threshold",
+        "probe_blocked",
         "pto_count",
         "pto_interval",
         "recovery_start",
@@ -101,6 +102,11 @@ class LossRecovery:
         self.recovery_start = float("-inf")
         self.pto_interval = 0.0
         self._update_pto()
+        #: RFC 9002 §6.2.2.1: the probe a timeout owes could not be sent (the anti-amplification
+        #: limit of an unvalidated address), so no probe timer is armed until the owner lifts
+        #: this (the peer sent more bytes, raising the limit, or was validated). A timer armed
+        #: meanwhile would only find the probe blocked again.
+        self.probe_blocked = False
         # Reordering tolerance, adapted when a loss turns out spurious (see _on_spurious).
         self.packet_threshold = PACKET_THRESHOLD
         self.reorder_window = 0.0  # lower bound of the time threshold's loss delay
@@ -276,16 +282,23 @@ class LossRecovery:
         base = self.rtt.pto_base(self.max_ack_delay, self.min_pto)
         self.pto_interval = min(base * (1 << min(self.pto_count, 30)), self.max_pto)
 
-    def back_off(self) -> None:
-        """A probe timeout fired: double the next one (RFC 9002 §6.2.1)."""
+    def back_off(self, now: float) -> None:
+        """A probe timeout fired at ``now``: double the next one (RFC 9002 §6.2.1).
+
+        The probe timer restarts from ``now``: RFC 9002 §A.8 sends the probes, which restart
+        it, within the timeout; here they go with the next flush, so until then a timer that
+        fired late must not stay in the past and fire again.
+        """
         self.pto_count += 1
         self._update_pto()
+        if self.last_eliciting_time < now:
+            self.last_eliciting_time = now
 
     def timer(self) -> float | None:
         """The earliest of the loss timer and the probe timer, or None."""
         if self.loss_time is not None:
             return self.loss_time
-        if not self.sent:
+        if not self.sent or self.probe_blocked:
             return None
         return self.last_eliciting_time + self.pto_interval
 
@@ -306,6 +319,7 @@ class LossRecovery:
         self.loss_time = None
         self.declared_lost.clear()
         self.pto_count = 0
+        self.probe_blocked = False
         self._update_pto()
         return packets
 

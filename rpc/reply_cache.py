@@ -337,6 +337,18 @@ class ReplyCache:
             entry.reply = None
         return True
 
+    def lookup(self, key: SessionKey, call_no: int) -> CacheEntry | None:
+        """The entry of one call, if the cache still has it (for a probe; no state changes)."""
+        session = self._sessions.get(key)
+        return None if session is None else session.entries.get(call_no)
+
+    def reply_abandoned(self, addr: Address, message_id: int) -> None:
+        """The transport gave up delivering a message: a reply it carried stays cached,
+        unbound, so that a probe or a duplicate CALL has it sent again."""
+        entry = self._by_message.pop((addr, message_id), None)
+        if entry is not None:
+            entry.message_id = None
+
     # -- session death ----------------------------------------------------------------------
 
     def drop_session(self, key: SessionKey) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import signal
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -107,11 +108,16 @@ class Server:
         self._calls = Executor(
             self._cache, self._send, self._failed,
             max_concurrent=max_concurrent, max_queued=max_queued,
-            unacked=self._unacked_replies, queue=self._endpoint.send_message,
+            unacked=self._unacked_replies, queue=self._queue_reply,
         )
         self._shutting_down = False
+        #: Clients whose calls a shutdown cancelled: their sessions close without FLAG_DRAINED.
+        self._undrained: set[Address] = set()
         self._drained = trio.Event()
         self._stopped = trio.Event()
+        #: Set when serve() has ended: its sessions are closed and its socket too.
+        self._finished = trio.Event()
+        self._serving = False
         self._received = 0
         self._pings = 0
         self._malformed = 0
@@ -126,6 +132,7 @@ class Server:
         self._on_kind: dict[int, Callable[[Address, int, list[object]], None]] = {
             callproto.KIND_CANCEL: self._on_cancel,
             callproto.KIND_PING: self._on_ping,
+            callproto.KIND_PROBE: self._on_probe,
         }
 
     @property
@@ -148,6 +155,7 @@ class Server:
         if self._socket is None:
             self._socket = await open_udp_socket(self._host, self._port)
         socket = self._socket
+        self._serving = True
         try:
             async with BackgroundNursery() as nursery:
                 self._calls.start(nursery)
@@ -165,11 +173,14 @@ class Server:
                 # A graceful stop ends every client session with a CLOSE (best effort), so
                 # clients learn at once instead of after their liveness timeout. A crash
                 # (cancellation) never gets here and sends nothing, as a real crash would.
+                if self._shutting_down:
+                    self._close_sessions()
                 await self._driver.aclose()
                 nursery.cancel_scope.cancel()
         finally:
             socket.close()
             self._stopped.set()
+            self._finished.set()
 
     async def __aenter__(self) -> Server:
         self._outer = BackgroundNursery()
@@ -209,7 +220,22 @@ class Server:
             logger.warning("cancelling %d calls still running after %.1f s", len(leftover), grace)
         for call in leftover:
             call.cancel()
+            self._undrained.add(call.addr)  # it may have run partly: its client must not assume not
         self._stopped.set()
+        if self._serving:
+            # Returns once the sessions are closed (their CLOSEs sent) and the socket too: a
+            # caller that exits right after must not cut the CLOSEs off.
+            await self._finished.wait()
+
+    def _close_sessions(self) -> None:
+        """CLOSE every client session, marking as drained those whose calls that ran were all
+        answered and the answers acknowledged: their clients then know that nothing they still
+        await ran (refusals still unacknowledged do not matter: those calls did not run)."""
+        busy = self._undrained | {call.addr for call in self._calls.calls()}
+        busy.update(addr for addr, _ in self._unacked_replies)
+        self._endpoint.close_all_peers(
+            now=trio.current_time(), drained=lambda addr: addr not in busy
+        )
 
     def _check_drained(self) -> None:
         if (
@@ -218,6 +244,27 @@ class Server:
             and not self._unacked_replies
         ):
             self._drained.set()
+
+    async def serve_until_signal(
+        self,
+        *,
+        grace: float = DEFAULT_SHUTDOWN_GRACE,
+        signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM),
+        task_status: Any = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until one of ``signals`` arrives, then :meth:`shutdown` within ``grace``.
+
+        Starts serving, unless ``async with server:`` already did; ``task_status.started(
+        address)`` once serving with the signals caught. A second signal during the drain stops
+        at once, cancelling the running handlers. Returns once the server has stopped (also
+        when another task shuts it down). Main thread only. See ``rpc._serving``.
+        """
+        from rpc import _serving  # here, not at the top: rpc._serving imports this module
+
+        await _serving.serve_until_signal(
+            self, self._driver is not None, self._stopped,
+            grace=grace, signals=signals, task_status=task_status,
+        )
 
     # -- transport events -------------------------------------------------------------------
 
@@ -273,6 +320,9 @@ class Server:
         driver = self._driver
         assert driver is not None
         now = driver.input_time  # when the CALL arrived: no clock read
+        if flags & callproto.FLAG_ONEWAY:
+            # No reply will carry the ACK: send it now, so the caller returns in one round trip.
+            self._endpoint.acknowledge_now(addr, now=now)
         entry = None
         if not flags & callproto.FLAG_IDEMPOTENT:
             admitted = self._cache.admit(key, call_no, floor, now)
@@ -311,8 +361,12 @@ class Server:
     def _on_unreachable(self, event: events.PeerUnreachable) -> None:
         logger.info("client %s unreachable: %d replies abandoned",
                     event.addr, len(event.pending_message_ids))
+        if event.pending_message_ids:
+            self._undrained.add(event.addr)  # replies it may still await are lost for good
         for message_id in event.pending_message_ids:
             self._unacked_replies.discard((event.addr, message_id))
+            # The reply stays cached, unbound: a probe or a duplicate CALL gets it again.
+            self._cache.reply_abandoned(event.addr, message_id)
         self._check_drained()
 
     def _on_restarted(self, event: events.PeerRestarted) -> None:
@@ -353,6 +407,28 @@ class Server:
         self._pings += 1
         call_no = callproto.decode_call_number_untrusted(message)
         self._queue(addr, callproto.encode_reply(call_no, Status.OK, None))
+
+    def _on_probe(self, addr: Address, epoch: int, message: list[object]) -> None:
+        """A client asks after calls it has waited on for a while (Birrell and Nelson's probe).
+
+        The transport's ACK of the probe answers for every call still running or queued. A
+        finished call's reply is sent again unless it is still in flight; a call the server
+        holds nothing of gets ``CALL_UNKNOWN``, unless a message to the client is still
+        unacknowledged (it may be that reply: the next probe asks again).
+        """
+        key = (addr, epoch)
+        for call_no in callproto.decode_probe_untrusted(message):
+            if self._calls.find((key, call_no)) is not None:
+                continue
+            entry = self._cache.lookup(key, call_no)
+            if entry is not None:
+                if entry.reply is not None and entry.message_id is None:
+                    self._resend(key, call_no, entry.reply)
+                continue  # running, reply in flight, or settled (the reply crossed the probe)
+            if not self._endpoint.has_unacknowledged(addr):
+                self._queue(addr, callproto.encode_reply(
+                    call_no, Status.CALL_UNKNOWN, "the server holds no such call"
+                ))
 
     def _on_cancel(self, addr: Address, epoch: int, message: list[object]) -> None:
         ident = ((addr, epoch), callproto.decode_call_number_untrusted(message))
@@ -397,6 +473,7 @@ class Server:
         except SendBufferFull:
             # The client is not reading its replies; it will time out. Dropped and counted.
             self._failed["REPLY_DROPPED"] += 1
+            self._undrained.add(addr)
             return None
 
     def _queue(self, addr: Address, payload: bytes) -> int | None:
@@ -409,6 +486,14 @@ class Server:
         except SendBufferFull:
             self._failed["REPLY_DROPPED"] += 1
             return None
+
+    def _queue_reply(self, addr: Address, payload: bytes, *, now: float) -> int:
+        """The executor's way to queue a reply of a call run inline (see Executor)."""
+        try:
+            return self._endpoint.send_message(addr, payload, now=now)
+        except SendBufferFull:
+            self._undrained.add(addr)  # the call ran and its client never hears of it
+            raise
 
     def _resend(self, key: SessionKey, call_no: int, reply: bytes) -> None:
         message_id = self._queue(key[0], reply)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
 from rpc.errors import ApplicationError
+from rpc.retry import RetryPolicy
 from rpc.schema import ExceptionOf, TypeDesc, ValidationError
 
 R = TypeVar("R")
@@ -255,8 +256,12 @@ class AsyncCaller(Protocol):
         args: tuple[object, ...],
         *,
         timeout: float | None = None,
+        retry: RetryPolicy | None = None,
     ) -> R:
-        """Make one call and return its decoded result (raises ``RpcError`` subclasses)."""
+        """Make one call and return its decoded result (raises ``RpcError`` subclasses).
+
+        ``retry`` overrides the caller's default ``RetryPolicy`` for this call.
+        """
         ...
 
 
@@ -270,8 +275,12 @@ class SyncCaller(Protocol):
         args: tuple[object, ...],
         *,
         timeout: float | None = None,
+        retry: RetryPolicy | None = None,
     ) -> R:
-        """Make one call and return its decoded result (raises ``RpcError`` subclasses)."""
+        """Make one call and return its decoded result (raises ``RpcError`` subclasses).
+
+        ``retry`` overrides the caller's default ``RetryPolicy`` for this call.
+        """
         ...
 
 

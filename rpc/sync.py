@@ -17,10 +17,15 @@ client or use the async client.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
+import math
 import socket
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import TypeVar
 
@@ -33,12 +38,22 @@ from rpc._calls import (
     ClientStatistics,
     PendingCall,
     deadline_exceeded,
+    probe_interval,
     reply_of,
 )
-from rpc._io import client_bind_host
+from rpc._io import client_bind_host, connect_to_server
 from rpc.config import TransportConfig
 from rpc.endpoint import Endpoint
 from rpc.errors import CallOutcome, ClientClosed, DeadlineExceeded, RpcError, SendBufferFull
+from rpc.retry import (
+    Retries,
+    RetryPolicy,
+    check_retry,
+    check_timeout,
+    default_policy,
+    lock_wait_expired,
+    not_sent,
+)
 from rpc.service import MethodSpec, ServiceSpec
 
 R = TypeVar("R")
@@ -63,8 +78,19 @@ class SyncClient:
         *,
         config: TransportConfig | None = None,
         busy_poll: float = DEFAULT_BUSY_POLL,
+        retry: RetryPolicy | None = None,
     ) -> None:
         check_busy_poll(busy_poll)
+        #: The calls' default retry policy (``NO_RETRY`` unless given one).
+        self._retry = default_policy(retry)
+        #: The clock of deadlines and the sleep of backoffs (tests replace them).
+        self._clock: Callable[[], float] = time.monotonic
+        self._sleep: Callable[[float], None] = time.sleep
+        #: Calls that failed before they had the lock (counted apart from the table's counters,
+        #: which only the lock's holder updates; ``statistics`` adds them up).
+        self._unlocked_counts_lock = threading.Lock()
+        self._unlocked_started = 0
+        self._unlocked_failed: collections.Counter[str] = collections.Counter()
         self._server = _resolve(host, port)
         local = client_bind_host(self._server[0])
         try:
@@ -72,10 +98,15 @@ class SyncClient:
         except OSError as exc:
             raise ClientClosed(f"cannot open a UDP socket: {exc}") from None
         self._endpoint = Endpoint(config, accept_new_peers=False)
+        # Connected, an ICMP port unreachable ends the calls at once (rpc._io.connect_to_server).
+        refused = None
+        if connect_to_server(sock, self._server):
+            refused = partial(self._endpoint.report_refused, self._server)
         self._driver: BlockingDriver[events.TransportEvent] = BlockingDriver(
-            self._endpoint, sock, busy_poll=busy_poll
+            self._endpoint, sock, busy_poll=busy_poll, on_refused=refused
         )
         self._table = CallTable()
+        self._probe_interval = probe_interval(self._endpoint.config.peer_timeout)
         self._lock = threading.Lock()
 
     @property
@@ -101,33 +132,114 @@ class SyncClient:
         args: tuple[object, ...],
         *,
         timeout: float | None = None,
+        retry: RetryPolicy | None = None,
     ) -> R:
-        """Make one call (used by generated sync clients); see ``rpc.SyncCaller``."""
-        with self._lock:
+        """Make one call (used by generated sync clients); see ``rpc.SyncCaller``.
+
+        ``timeout`` (seconds, ``None`` for none) is the one deadline of the whole call: the
+        wait for another thread's call to finish, the handshake, every attempt and every
+        backoff. ``retry`` overrides the client's default policy for this call
+        (``rpc.NO_RETRY`` turns retrying off); a call backing off lets other threads' calls
+        run. A ``timeout`` that is not a number raises ``TypeError`` and NaN ``ValueError``;
+        one of 0 or less fails at once with ``DeadlineExceeded`` (``NOT_DELIVERED``), sending
+        nothing.
+        """
+        if timeout is not None and not (type(timeout) is float and 0.0 < timeout < math.inf):
+            timeout = check_timeout(service.name, method.name, timeout)
+        policy = self._retry if retry is None else check_retry(service.name, method.name, retry)
+        if timeout is not None and timeout <= 0:
+            raise self._failed_unlocked(method, not_sent(timeout), None, started=True)
+        lock, clock = self._lock, self._clock
+        deadline: float | None = None  # set when the call starts waiting, or is encoded
+        now: float | None = None
+        retries = Retries(policy, method.idempotent) if policy.attempts > 1 else None
+        first = True
+        wire_args: object = None
+        while True:
+            if not lock.acquire(blocking=False):
+                if first and timeout is not None:
+                    deadline = clock() + timeout  # the wait for the lock counts
+                if not self._wait_for_lock(deadline):
+                    raise self._failed_unlocked(method, lock_wait_expired(), retries, first)
+                if deadline is not None:
+                    timeout = deadline - clock()  # the budget sent is the time left
             table = self._table
-            table.started += 1
             try:
-                wire_args = table.encode_args(service, method, args)
-                now = time.monotonic()
-                deadline = None if timeout is None else now + timeout
-                if table.needs_handshake(method):
-                    self._handshake(deadline)
-                    now = time.monotonic()
-                    if deadline is not None:
-                        timeout = deadline - now
-                pending, payload = table.build_call(service, method, wire_args, timeout)
-                reply = self._round_trip(pending, payload, deadline, timeout, now)
-                if reply is not None and reply[0] is callproto.Status.OK:
-                    result: R = reply[1]  # type: ignore[assignment]  # checked just below
-                    if type(result) is not method.result_plain:  # else valid as it is (bytes)
-                        result = table.finish(service, method, pending, reply)
+                if first:
+                    table.started += 1
+                    first = False
+                    wire_args = table.encode_args(service, method, args)
+                    now = clock()  # after encoding: the round trip's send time
+                    if deadline is None and timeout is not None:
+                        deadline = now + timeout
                 else:
-                    result = table.finish(service, method, pending, reply)
+                    table.retries += 1
+                result: R = self._attempt(service, method, wire_args, deadline, timeout, now)
+                table.succeeded += 1
+                return result
             except RpcError as exc:
-                self._table.failed[type(exc).__name__] += 1
-                raise
-            self._table.succeeded += 1
-            return result
+                delay = None if retries is None else retries.next_delay(exc, clock(), deadline)
+                if delay is None:
+                    table.failed[type(exc).__name__] += 1
+                    if method.idempotent:
+                        exc.idempotent = True
+                    raise
+            finally:
+                lock.release()
+            self._sleep(delay)  # without the lock: other threads' calls go ahead meanwhile
+            if deadline is not None:
+                timeout = deadline - clock()
+            now = None
+
+    def _attempt(
+        self,
+        service: ServiceSpec,
+        method: MethodSpec[R],
+        wire_args: object,
+        deadline: float | None,
+        timeout: float | None,
+        now: float | None,
+    ) -> R:
+        """One attempt of a call, holding the lock: the handshake if needed, the round trip,
+        the result. ``now`` is a fresh clock reading, or ``None``."""
+        table = self._table
+        if table.needs_handshake(method):
+            self._handshake(deadline)
+            now = None  # stale: the round trip reads the clock itself
+            if deadline is not None:
+                timeout = deadline - self._clock()
+                if timeout <= 0:  # the handshake took all the time: send nothing
+                    raise not_sent(timeout)
+        pending, payload = table.build_call(service, method, wire_args, timeout)
+        reply = self._round_trip(pending, payload, deadline, timeout, now)
+        if reply is not None and reply[0] is callproto.Status.OK:
+            result: R = reply[1]  # type: ignore[assignment]  # checked just below
+            if type(result) is not method.result_plain:  # else valid as it is (bytes)
+                result = table.finish(service, method, pending, reply)
+        else:
+            result = table.finish(service, method, pending, reply)
+        return result
+
+    def _wait_for_lock(self, deadline: float | None) -> bool:
+        """Wait for another thread's call to finish, until the deadline; True with the lock."""
+        if deadline is None:
+            return self._lock.acquire()
+        remaining = deadline - self._clock()
+        return remaining > 0 and self._lock.acquire(timeout=min(remaining, threading.TIMEOUT_MAX))
+
+    def _failed_unlocked(
+        self, method: MethodSpec[R], exc: RpcError, retries: Retries | None, started: bool
+    ) -> RpcError:
+        """Count a call that failed without the lock (its time ran out before it had a turn),
+        and make ``exc`` its error."""
+        if retries is not None:
+            retries.give_up(exc)
+        if method.idempotent:
+            exc.idempotent = True
+        with self._unlocked_counts_lock:
+            self._unlocked_started += started
+            self._unlocked_failed[type(exc).__name__] += 1
+        return exc
 
     def ping(self, *, timeout: float | None = None) -> float:
         """Call the server's null procedure; returns the round-trip time in seconds."""
@@ -168,12 +280,23 @@ class SyncClient:
             table.sent(pending, message_id)
             if now is None:
                 now = time.monotonic()
+            interval = self._probe_interval
+            next_probe = now + interval  # the probe timer runs only while a call waits
             while pending.result is None:
                 if deadline is not None and now >= deadline:
                     break
-                now = driver.poll(now + IDLE_POLL if deadline is None else deadline, now)
+                if now >= next_probe:
+                    self._probe(now)
+                    next_probe = now + interval
+                now = driver.poll(
+                    next_probe if deadline is None or next_probe < deadline else deadline, now
+                )
                 while (event := next_event()) is not None:  # driver.dispatch_events, inlined
                     handle(event)
+                if pending.result is None and driver.apply_deferred_acks(now):
+                    # An ACK read meanwhile may settle the call (a oneway call ends on its
+                    # ACK): apply it now rather than after the next wait.
+                    driver.dispatch_events(handle)
             result = pending.result
             if type(result) is tuple and result is not ACKED:
                 return result  # a reply (reply_of, inlined for the common case)
@@ -184,6 +307,16 @@ class SyncClient:
             raise
         self._abandon(pending)
         raise deadline_exceeded(pending, timeout)
+
+    def _probe(self, now: float) -> None:
+        """One tick of the probe timer (see ``rpc.client.Client._probe_loop``)."""
+        due = self._table.calls_to_probe()
+        if due:
+            self._table.probes += 1
+            with contextlib.suppress(RpcError):  # buffer full or closed: the call times out
+                self._driver.send_message(
+                    self._server, callproto.encode_probe(due), now, keep_liveness_clock=True
+                )
 
     def _send_when_room(self, payload: bytes, deadline: float | None) -> int:
         """Backpressure: poll until the transport has room (bounded by the deadline), send."""
@@ -223,7 +356,14 @@ class SyncClient:
 
     def statistics(self) -> ClientStatistics:
         """A snapshot of this client's counters."""
-        return self._table.statistics(self._endpoint.statistics())
+        stats = self._table.statistics(self._endpoint.statistics())
+        with self._unlocked_counts_lock:
+            if not self._unlocked_failed:
+                return stats
+            failed = collections.Counter(stats.calls_failed)
+            failed.update(self._unlocked_failed)
+            started = stats.calls_started + self._unlocked_started
+        return dataclasses.replace(stats, calls_started=started, calls_failed=dict(failed))
 
 
 def _resolve(host: str, port: int) -> Address:

@@ -38,7 +38,11 @@ FLAG_ACK: Final = 0x01  # an ACK section follows the header
 FLAG_DATA: Final = 0x02  # a DATA section follows (after the ACK section, if any)
 FLAG_COMPRESSED: Final = 0x04  # the message this fragment belongs to is zstd-compressed
 FLAG_PING: Final = 0x08  # ack-eliciting although it carries no data (a probe)
-_KNOWN_FLAGS: Final = FLAG_ACK | FLAG_DATA | FLAG_COMPRESSED | FLAG_PING
+#: On a CLOSE only: the sender drained the session before closing it, so it never processed
+#: anything the receiver still awaits an answer for (for the RPC layer: every call it ran was
+#: answered and the answer acknowledged; see docs/protocol.md, "Closing").
+FLAG_DRAINED: Final = 0x10
+_KNOWN_FLAGS: Final = FLAG_ACK | FLAG_DATA | FLAG_COMPRESSED | FLAG_PING | FLAG_DRAINED
 
 
 class CrcMismatch(BadDatagram):
@@ -230,14 +234,40 @@ def encode_packet(
     return b"".join((head, fragment, _CRC.pack(checksum)))
 
 
-def encode_epoch_notice(sender_epoch: int, receiver_epoch: int) -> bytes:
-    """A stateless notice: "I am ``sender_epoch``; I do not know the epoch you addressed"."""
-    return encode_datagram(TYPE_EPOCH_NOTICE, 0, sender_epoch, receiver_epoch, 0, b"", b"", b"")
+def encode_epoch_notice(sender_epoch: int, receiver_epoch: int, answered_pn: int = 0) -> bytes:
+    """A stateless notice: "I am ``sender_epoch``; I do not know the epoch you addressed".
+
+    ``answered_pn`` is the packet number of the datagram it answers: that datagram reached this
+    incarnation, not the one it was addressed to, which tells the receiver which of its
+    messages the old incarnation can never have seen.
+    """
+    return encode_datagram(
+        TYPE_EPOCH_NOTICE, 0, sender_epoch, receiver_epoch, answered_pn, b"", b"", b""
+    )
 
 
-def encode_close(sender_epoch: int, receiver_epoch: int) -> bytes:
-    """A CLOSE: "``sender_epoch`` ends its session with ``receiver_epoch``; drop its state"."""
-    return encode_datagram(TYPE_CLOSE, 0, sender_epoch, receiver_epoch, 0, b"", b"", b"")
+def encode_close(sender_epoch: int, receiver_epoch: int, drained: bool = False) -> bytes:
+    """A CLOSE: "``sender_epoch`` ends its session with ``receiver_epoch``; drop its state".
+
+    ``drained`` sets :data:`FLAG_DRAINED`.
+    """
+    flags = FLAG_DRAINED if drained else 0
+    return encode_datagram(TYPE_CLOSE, flags, sender_epoch, receiver_epoch, 0, b"", b"", b"")
+
+
+def quoted_packet_number_untrusted(quoted: bytes) -> tuple[int, int, int] | None:
+    """``(sender epoch, receiver epoch, packet number)`` of a PACKET whose first bytes an ICMP
+    error quotes back (the kernel's error queue hands them over), or None if it is none.
+
+    The quote is truncated, so there is no CRC to check: the caller must match the epochs.
+    """
+    if len(quoted) < HEADER_SIZE:
+        return None
+    fields = cast(_HeaderFields, HEADER.unpack_from(quoted))
+    magic, version, kind, _, sender, receiver, pn = fields
+    if magic != MAGIC or version != VERSION or kind != TYPE_PACKET:
+        return None
+    return sender, receiver, pn
 
 
 def encode_data_head(message_id: int, floor: int, total_length: int, offset: int) -> bytes:
@@ -283,11 +313,18 @@ def _decode_general(data: bytes, size: int) -> Datagram:
     dgram = Datagram(kind, flags, sender, receiver, pn)
     end = size - CRC_SIZE
     if kind in _BARE_TYPES:
-        if flags or end != HEADER_SIZE:
+        if end != HEADER_SIZE:
             raise BadDatagram("malformed notice or close")
+        if kind == TYPE_CLOSE:
+            if flags & ~FLAG_DRAINED or pn:
+                raise BadDatagram("malformed close")
+        elif flags:
+            raise BadDatagram("malformed notice")
         return dgram
     if kind != TYPE_PACKET:
         raise BadDatagram(f"unknown datagram type {kind}")
+    if flags & FLAG_DRAINED:
+        raise BadDatagram("drained flag on a packet")
     pos = HEADER_SIZE
     if flags & FLAG_ACK:
         pos = _decode_ack(data, pos, end, dgram)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from examples._support import load_stubs, port_argument, run, serve
+import rpc
+from examples._support import load_stubs, port_argument
 
 bank = load_stubs("bank")
 
@@ -62,9 +63,16 @@ class Bank(bank.BankHandler):  # type: ignore[misc,name-defined]
 
 
 def main() -> int:
-    """Serve the bank until Ctrl-C or SIGTERM."""
+    """Serve the bank until Ctrl-C or SIGTERM; running calls finish first."""
     args = port_argument("Serve the bank over UDP.", 7001).parse_args()
-    return run(serve, "bank", [Bank()], args.host, args.port)
+    rpc.run_server(
+        [Bank()], host=args.host, port=args.port,
+        ready=lambda address: print(
+            f"bank server listening on {address[0]}:{address[1]}", flush=True
+        ),
+    )
+    print("bank server stopped", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ import hashlib
 import sys
 from collections import OrderedDict
 
-from examples._support import load_stubs, port_argument, run, serve
+import rpc
+from examples._support import load_stubs, port_argument
 from rpc.config import MAX_UDP_PAYLOAD, TransportConfig
 
 blob = load_stubs("blob")
@@ -56,9 +57,16 @@ class BlobStore(blob.BlobStoreHandler):  # type: ignore[misc,name-defined]
 
 
 def main() -> int:
-    """Serve the blob store until Ctrl-C or SIGTERM."""
+    """Serve the blob store until Ctrl-C or SIGTERM; running calls finish first."""
     args = port_argument("Serve the blob store over UDP.", 7002).parse_args()
-    return run(serve, "blob", [BlobStore()], args.host, args.port, LOOPBACK)
+    rpc.run_server(
+        [BlobStore()], host=args.host, port=args.port, config=LOOPBACK,
+        ready=lambda address: print(
+            f"blob server listening on {address[0]}:{address[1]}", flush=True
+        ),
+    )
+    print("blob server stopped", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

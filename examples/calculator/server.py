@@ -5,7 +5,8 @@ from __future__ import annotations
 import collections
 import sys
 
-from examples._support import load_stubs, port_argument, run, serve
+import rpc
+from examples._support import load_stubs, port_argument
 
 calc = load_stubs("calculator")
 
@@ -60,9 +61,16 @@ class Calculator(calc.CalculatorHandler):  # type: ignore[misc,name-defined]
 
 
 def main() -> int:
-    """Serve the calculator until Ctrl-C."""
+    """Serve the calculator until Ctrl-C or SIGTERM; running calls finish first."""
     args = port_argument("Serve the calculator over UDP.", 7000).parse_args()
-    return run(serve, "calculator", [Calculator()], args.host, args.port)
+    rpc.run_server(
+        [Calculator()], host=args.host, port=args.port,
+        ready=lambda address: print(
+            f"calculator server listening on {address[0]}:{address[1]}", flush=True
+        ),
+    )
+    print("calculator server stopped", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -26,9 +26,11 @@ def test_async_and_sync_clients_against_the_server() -> None:
 
 @pytest.mark.parametrize("client", ["client_async", "client_sync"])
 def test_client_reports_what_a_failed_call_means(client: str) -> None:
-    # Port 9 (discard): nothing answers, so the first call's deadline passes.
-    result = run_module(f"examples.calculator.{client}", "--port", "9", "--timeout", "0.3")
+    # Port 9 (discard): nothing listens there, and the kernel says so (ICMP port unreachable),
+    # so the call fails at once, well before its deadline, and says it was never delivered.
+    result = run_module(f"examples.calculator.{client}", "--port", "9", "--timeout", "30")
     assert result.returncode == 1
     assert result.stderr == (
-        "error: DeadlineExceeded: no reply within 0.3 s (call outcome unknown)\n"
+        "error: PeerUnreachable: the server is not listening (port unreachable)"
+        " (call not delivered)\n"
     )

@@ -39,9 +39,9 @@ def test_readme_example_runs(tmp_path: Path) -> None:
     port = str(free_udp_port())
     (tmp_path / "hello.idl").write_text(idl)
     # Announce readiness so the test needs no sleeps; use a free port instead of 7000.
-    ready = f"print({READY!r}, flush=True)\n        await trio.sleep_forever()"
-    server = server.replace("await trio.sleep_forever()", ready).replace("7000", port)
-    (tmp_path / "server.py").write_text(server)
+    assert server.count("port=7000)") == 1  # rpc.run_server([...], port=7000)
+    ready = f"port={port}, ready=lambda address: print({READY!r}, flush=True))"
+    (tmp_path / "server.py").write_text(server.replace("port=7000)", ready))
     (tmp_path / "client.py").write_text(client.replace("7000", port))
     assert rpcgen([str(tmp_path / "hello.idl"), "-o", str(tmp_path)]) == 0
     proc = subprocess.Popen(
@@ -55,7 +55,8 @@ def test_readme_example_runs(tmp_path: Path) -> None:
             timeout=STARTUP_TIMEOUT, check=False,
         )
     finally:
-        proc.terminate()
+        proc.terminate()  # SIGTERM: run_server drains and returns
         proc.communicate(timeout=STOP_TIMEOUT)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "Hello, world!\n"
+    assert proc.returncode == 0

@@ -66,7 +66,8 @@ def test_restarted_server_answers_old_epoch_with_a_notice() -> None:
     assert (decoded.sender_epoch, decoded.receiver_epoch) == (0x52, 0xC1)
     assert new_server.statistics().peers == 0  # answered without creating state
     client.receive_datagram(notice[0], SERVER, now=1.01)
-    assert drain(client) == [PeerRestarted(SERVER, 0x51, 0x52)]
+    # The call's only transmission reached the new incarnation: the old one never saw it.
+    assert drain(client) == [PeerRestarted(SERVER, 0x51, 0x52, (pending,))]
     # The call to the dead incarnation is dropped: no MessageAcked for it, no retransmission.
     assert client.datagrams_to_send(now=5.0) == []
     client.handle_timer(now=5.0)

@@ -20,8 +20,11 @@ def test_events_compare_and_hash_by_type_and_value() -> None:
 
 
 def test_repr_names_every_field_in_order() -> None:
-    event = PeerRestarted(ADDR, 1, 2)
-    assert repr(event) == "PeerRestarted(addr=('127.0.0.1', 4000), old_epoch=1, new_epoch=2)"
+    event = PeerRestarted(ADDR, 1, 2, (3,))
+    assert repr(event) == (
+        "PeerRestarted(addr=('127.0.0.1', 4000), old_epoch=1, new_epoch=2,"
+        " unseen_message_ids=(3,))"
+    )
 
 
 def test_class_patterns_bind_fields_positionally() -> None:

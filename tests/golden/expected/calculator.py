@@ -201,38 +201,81 @@ class CalculatorClient:
     def __init__(self, caller: rpc.AsyncCaller) -> None:
         self._caller = caller
 
-    async def add(self, a: int, b: int, *, timeout: float | None = None) -> int:
+    async def add(
+        self,
+        a: int,
+        b: int,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> int:
         """Return a + b."""
-        return await self._caller.call(CALCULATOR_V1, _M_Calculator_v1_add, (a, b), timeout=timeout)
+        return await self._caller.call(
+            CALCULATOR_V1,
+            _M_Calculator_v1_add,
+            (a, b),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    async def subtract(self, a: int, b: int, *, timeout: float | None = None) -> int:
+    async def subtract(
+        self,
+        a: int,
+        b: int,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> int:
         """Return a - b."""
         return await self._caller.call(
             CALCULATOR_V1,
             _M_Calculator_v1_subtract,
             (a, b),
             timeout=timeout,
+            retry=retry,
         )
 
-    async def multiply(self, a: int, b: int, *, timeout: float | None = None) -> int:
+    async def multiply(
+        self,
+        a: int,
+        b: int,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> int:
         """Return a * b."""
         return await self._caller.call(
             CALCULATOR_V1,
             _M_Calculator_v1_multiply,
             (a, b),
             timeout=timeout,
+            retry=retry,
         )
 
-    async def divide(self, a: int, b: int, *, timeout: float | None = None) -> float:
+    async def divide(
+        self,
+        a: int,
+        b: int,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> float:
         """Return a / b as a float; raises DivideByZero when b is zero."""
         return await self._caller.call(
             CALCULATOR_V1,
             _M_Calculator_v1_divide,
             (a, b),
             timeout=timeout,
+            retry=retry,
         )
 
-    async def record(self, step: Step, *, timeout: float | None = None) -> int:
+    async def record(
+        self,
+        step: Step,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> int:
         """Record a step in the server's history; return how many steps were recorded since the
         last reset.
         """
@@ -241,24 +284,54 @@ class CalculatorClient:
             _M_Calculator_v1_record,
             (step,),
             timeout=timeout,
+            retry=retry,
         )
 
-    async def history(self, limit: int, *, timeout: float | None = None) -> list[Step]:
+    async def history(
+        self,
+        limit: int,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> list[Step]:
         """The most recent steps, newest last (at most `limit`, at most MAX_HISTORY)."""
         return await self._caller.call(
             CALCULATOR_V1,
             _M_Calculator_v1_history,
             (limit,),
             timeout=timeout,
+            retry=retry,
         )
 
-    async def stats(self, *, timeout: float | None = None) -> Stats:
+    async def stats(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> Stats:
         """Server statistics."""
-        return await self._caller.call(CALCULATOR_V1, _M_Calculator_v1_stats, (), timeout=timeout)
+        return await self._caller.call(
+            CALCULATOR_V1,
+            _M_Calculator_v1_stats,
+            (),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    async def reset(self, *, timeout: float | None = None) -> None:
+    async def reset(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> None:
         """Forget the history. No reply is sent."""
-        await self._caller.call(CALCULATOR_V1, _M_Calculator_v1_reset, (), timeout=timeout)
+        await self._caller.call(
+            CALCULATOR_V1,
+            _M_Calculator_v1_reset,
+            (),
+            timeout=timeout,
+            retry=retry,
+        )
 
 
 class CalculatorSyncClient:
@@ -272,39 +345,121 @@ class CalculatorSyncClient:
     def __init__(self, caller: rpc.SyncCaller) -> None:
         self._caller = caller
 
-    def add(self, a: int, b: int, *, timeout: float | None = None) -> int:
+    def add(
+        self,
+        a: int,
+        b: int,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> int:
         """Return a + b."""
-        return self._caller.call(CALCULATOR_V1, _M_Calculator_v1_add, (a, b), timeout=timeout)
+        return self._caller.call(
+            CALCULATOR_V1,
+            _M_Calculator_v1_add,
+            (a, b),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    def subtract(self, a: int, b: int, *, timeout: float | None = None) -> int:
+    def subtract(
+        self,
+        a: int,
+        b: int,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> int:
         """Return a - b."""
-        return self._caller.call(CALCULATOR_V1, _M_Calculator_v1_subtract, (a, b), timeout=timeout)
+        return self._caller.call(
+            CALCULATOR_V1,
+            _M_Calculator_v1_subtract,
+            (a, b),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    def multiply(self, a: int, b: int, *, timeout: float | None = None) -> int:
+    def multiply(
+        self,
+        a: int,
+        b: int,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> int:
         """Return a * b."""
-        return self._caller.call(CALCULATOR_V1, _M_Calculator_v1_multiply, (a, b), timeout=timeout)
+        return self._caller.call(
+            CALCULATOR_V1,
+            _M_Calculator_v1_multiply,
+            (a, b),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    def divide(self, a: int, b: int, *, timeout: float | None = None) -> float:
+    def divide(
+        self,
+        a: int,
+        b: int,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> float:
         """Return a / b as a float; raises DivideByZero when b is zero."""
-        return self._caller.call(CALCULATOR_V1, _M_Calculator_v1_divide, (a, b), timeout=timeout)
+        return self._caller.call(
+            CALCULATOR_V1,
+            _M_Calculator_v1_divide,
+            (a, b),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    def record(self, step: Step, *, timeout: float | None = None) -> int:
+    def record(
+        self,
+        step: Step,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> int:
         """Record a step in the server's history; return how many steps were recorded since the
         last reset.
         """
-        return self._caller.call(CALCULATOR_V1, _M_Calculator_v1_record, (step,), timeout=timeout)
+        return self._caller.call(
+            CALCULATOR_V1,
+            _M_Calculator_v1_record,
+            (step,),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    def history(self, limit: int, *, timeout: float | None = None) -> list[Step]:
+    def history(
+        self,
+        limit: int,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> list[Step]:
         """The most recent steps, newest last (at most `limit`, at most MAX_HISTORY)."""
-        return self._caller.call(CALCULATOR_V1, _M_Calculator_v1_history, (limit,), timeout=timeout)
+        return self._caller.call(
+            CALCULATOR_V1,
+            _M_Calculator_v1_history,
+            (limit,),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    def stats(self, *, timeout: float | None = None) -> Stats:
+    def stats(self, *, timeout: float | None = None, retry: rpc.RetryPolicy | None = None) -> Stats:
         """Server statistics."""
-        return self._caller.call(CALCULATOR_V1, _M_Calculator_v1_stats, (), timeout=timeout)
+        return self._caller.call(
+            CALCULATOR_V1,
+            _M_Calculator_v1_stats,
+            (),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    def reset(self, *, timeout: float | None = None) -> None:
+    def reset(self, *, timeout: float | None = None, retry: rpc.RetryPolicy | None = None) -> None:
         """Forget the history. No reply is sent."""
-        self._caller.call(CALCULATOR_V1, _M_Calculator_v1_reset, (), timeout=timeout)
+        self._caller.call(CALCULATOR_V1, _M_Calculator_v1_reset, (), timeout=timeout, retry=retry)
 
 
 class CalculatorHandler(rpc.Handler):

@@ -107,17 +107,36 @@ class DrawingV1Client:
     def __init__(self, caller: rpc.AsyncCaller) -> None:
         self._caller = caller
 
-    async def add_layer(self, layer: Layer, *, timeout: float | None = None) -> None:
+    async def add_layer(
+        self,
+        layer: Layer,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> None:
         """Call add_layer."""
-        await self._caller.call(DRAWING_V1, _M_Drawing_v1_add_layer, (layer,), timeout=timeout)
+        await self._caller.call(
+            DRAWING_V1,
+            _M_Drawing_v1_add_layer,
+            (layer,),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    async def get_layer(self, name: str, *, timeout: float | None = None) -> Layer:
+    async def get_layer(
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> Layer:
         """Call get_layer."""
         return await self._caller.call(
             DRAWING_V1,
             _M_Drawing_v1_get_layer,
             (name,),
             timeout=timeout,
+            retry=retry,
         )
 
 
@@ -132,13 +151,37 @@ class DrawingV1SyncClient:
     def __init__(self, caller: rpc.SyncCaller) -> None:
         self._caller = caller
 
-    def add_layer(self, layer: Layer, *, timeout: float | None = None) -> None:
+    def add_layer(
+        self,
+        layer: Layer,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> None:
         """Call add_layer."""
-        self._caller.call(DRAWING_V1, _M_Drawing_v1_add_layer, (layer,), timeout=timeout)
+        self._caller.call(
+            DRAWING_V1,
+            _M_Drawing_v1_add_layer,
+            (layer,),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    def get_layer(self, name: str, *, timeout: float | None = None) -> Layer:
+    def get_layer(
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> Layer:
         """Call get_layer."""
-        return self._caller.call(DRAWING_V1, _M_Drawing_v1_get_layer, (name,), timeout=timeout)
+        return self._caller.call(
+            DRAWING_V1,
+            _M_Drawing_v1_get_layer,
+            (name,),
+            timeout=timeout,
+            retry=retry,
+        )
 
 
 class DrawingV1Handler(rpc.Handler):
@@ -229,22 +272,52 @@ class DrawingV2Client:
     def __init__(self, caller: rpc.AsyncCaller) -> None:
         self._caller = caller
 
-    async def add_layer(self, layer: Layer, *, timeout: float | None = None) -> None:
+    async def add_layer(
+        self,
+        layer: Layer,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> None:
         """Call add_layer."""
-        await self._caller.call(DRAWING_V2, _M_Drawing_v2_add_layer, (layer,), timeout=timeout)
+        await self._caller.call(
+            DRAWING_V2,
+            _M_Drawing_v2_add_layer,
+            (layer,),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    async def get_layer(self, name: str, *, timeout: float | None = None) -> Layer:
+    async def get_layer(
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> Layer:
         """Call get_layer."""
         return await self._caller.call(
             DRAWING_V2,
             _M_Drawing_v2_get_layer,
             (name,),
             timeout=timeout,
+            retry=retry,
         )
 
-    async def all_layers(self, *, timeout: float | None = None) -> dict[str, Layer]:
+    async def all_layers(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> dict[str, Layer]:
         """Call all_layers."""
-        return await self._caller.call(DRAWING_V2, _M_Drawing_v2_all_layers, (), timeout=timeout)
+        return await self._caller.call(
+            DRAWING_V2,
+            _M_Drawing_v2_all_layers,
+            (),
+            timeout=timeout,
+            retry=retry,
+        )
 
     async def pins_of(
         self,
@@ -252,6 +325,7 @@ class DrawingV2Client:
         only: shapes.Color | None = None,
         *,
         timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
     ) -> frozenset[shapes.Point]:
         """Call pins_of."""
         return await self._caller.call(
@@ -259,6 +333,7 @@ class DrawingV2Client:
             _M_Drawing_v2_pins_of,
             (names, only),
             timeout=timeout,
+            retry=retry,
         )
 
 
@@ -273,17 +348,52 @@ class DrawingV2SyncClient:
     def __init__(self, caller: rpc.SyncCaller) -> None:
         self._caller = caller
 
-    def add_layer(self, layer: Layer, *, timeout: float | None = None) -> None:
+    def add_layer(
+        self,
+        layer: Layer,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> None:
         """Call add_layer."""
-        self._caller.call(DRAWING_V2, _M_Drawing_v2_add_layer, (layer,), timeout=timeout)
+        self._caller.call(
+            DRAWING_V2,
+            _M_Drawing_v2_add_layer,
+            (layer,),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    def get_layer(self, name: str, *, timeout: float | None = None) -> Layer:
+    def get_layer(
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> Layer:
         """Call get_layer."""
-        return self._caller.call(DRAWING_V2, _M_Drawing_v2_get_layer, (name,), timeout=timeout)
+        return self._caller.call(
+            DRAWING_V2,
+            _M_Drawing_v2_get_layer,
+            (name,),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    def all_layers(self, *, timeout: float | None = None) -> dict[str, Layer]:
+    def all_layers(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> dict[str, Layer]:
         """Call all_layers."""
-        return self._caller.call(DRAWING_V2, _M_Drawing_v2_all_layers, (), timeout=timeout)
+        return self._caller.call(
+            DRAWING_V2,
+            _M_Drawing_v2_all_layers,
+            (),
+            timeout=timeout,
+            retry=retry,
+        )
 
     def pins_of(
         self,
@@ -291,9 +401,16 @@ class DrawingV2SyncClient:
         only: shapes.Color | None = None,
         *,
         timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
     ) -> frozenset[shapes.Point]:
         """Call pins_of."""
-        return self._caller.call(DRAWING_V2, _M_Drawing_v2_pins_of, (names, only), timeout=timeout)
+        return self._caller.call(
+            DRAWING_V2,
+            _M_Drawing_v2_pins_of,
+            (names, only),
+            timeout=timeout,
+            retry=retry,
+        )
 
 
 class DrawingV2Handler(rpc.Handler):

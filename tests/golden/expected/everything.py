@@ -463,26 +463,53 @@ class EverythingClient:
     def __init__(self, caller: rpc.AsyncCaller) -> None:
         self._caller = caller
 
-    async def add(self, a: int, b: int, *, timeout: float | None = None) -> int:
+    async def add(
+        self,
+        a: int,
+        b: int,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> int:
         """Numbered explicitly."""
-        return await self._caller.call(EVERYTHING_V3, _M_Everything_v3_add, (a, b), timeout=timeout)
+        return await self._caller.call(
+            EVERYTHING_V3,
+            _M_Everything_v3_add,
+            (a, b),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    async def echo_scalars(self, value: Scalars, *, timeout: float | None = None) -> Scalars:
+    async def echo_scalars(
+        self,
+        value: Scalars,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> Scalars:
         """Numbered from its name (stable under reordering)."""
         return await self._caller.call(
             EVERYTHING_V3,
             _M_Everything_v3_echo_scalars,
             (value,),
             timeout=timeout,
+            retry=retry,
         )
 
-    async def fire_and_forget(self, event: str, *, timeout: float | None = None) -> None:
+    async def fire_and_forget(
+        self,
+        event: str,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> None:
         """Call fire_and_forget."""
         await self._caller.call(
             EVERYTHING_V3,
             _M_Everything_v3_fire_and_forget,
             (event,),
             timeout=timeout,
+            retry=retry,
         )
 
     async def containers(
@@ -491,6 +518,7 @@ class EverythingClient:
         node: Node | None = None,
         *,
         timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
     ) -> Containers:
         """Call containers."""
         return await self._caller.call(
@@ -498,15 +526,23 @@ class EverythingClient:
             _M_Everything_v3_containers,
             (value, node),
             timeout=timeout,
+            retry=retry,
         )
 
-    async def lookup(self, key: Key, *, timeout: float | None = None) -> Key:
+    async def lookup(
+        self,
+        key: Key,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> Key:
         """Call lookup."""
         return await self._caller.call(
             EVERYTHING_V3,
             _M_Everything_v3_lookup,
             (key,),
             timeout=timeout,
+            retry=retry,
         )
 
     async def import_(
@@ -516,6 +552,7 @@ class EverythingClient:
         class_: str,
         *,
         timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
     ) -> None:
         """Call import."""
         await self._caller.call(
@@ -523,6 +560,7 @@ class EverythingClient:
             _M_Everything_v3_import,
             (self_, timeout_, class_),
             timeout=timeout,
+            retry=retry,
         )
 
     async def graph(
@@ -530,6 +568,7 @@ class EverythingClient:
         edges: collections.abc.Mapping[Key, collections.abc.Set[Key]],
         *,
         timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
     ) -> dict[Key, frozenset[Key]]:
         """Call graph."""
         return await self._caller.call(
@@ -537,6 +576,7 @@ class EverythingClient:
             _M_Everything_v3_graph,
             (edges,),
             timeout=timeout,
+            retry=retry,
         )
 
     async def tree(
@@ -545,6 +585,7 @@ class EverythingClient:
         depth: int | None = None,
         *,
         timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
     ) -> Tree:
         """Call tree."""
         return await self._caller.call(
@@ -552,6 +593,7 @@ class EverythingClient:
             _M_Everything_v3_tree,
             (tree, depth),
             timeout=timeout,
+            retry=retry,
         )
 
     async def accounts(
@@ -559,6 +601,7 @@ class EverythingClient:
         users: collections.abc.Sequence[UserId],
         *,
         timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
     ) -> Accounts:
         """Call accounts."""
         return await self._caller.call(
@@ -566,20 +609,39 @@ class EverythingClient:
             _M_Everything_v3_accounts,
             (users,),
             timeout=timeout,
+            retry=retry,
         )
 
-    async def awkward(self, value: Awkward, *, timeout: float | None = None) -> Awkward:
+    async def awkward(
+        self,
+        value: Awkward,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> Awkward:
         """Call awkward."""
         return await self._caller.call(
             EVERYTHING_V3,
             _M_Everything_v3_awkward,
             (value,),
             timeout=timeout,
+            retry=retry,
         )
 
-    async def both_modifiers(self, *, timeout: float | None = None) -> None:
+    async def both_modifiers(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> None:
         """Call both_modifiers."""
-        await self._caller.call(EVERYTHING_V3, _M_Everything_v3_both_modifiers, (), timeout=timeout)
+        await self._caller.call(
+            EVERYTHING_V3,
+            _M_Everything_v3_both_modifiers,
+            (),
+            timeout=timeout,
+            retry=retry,
+        )
 
     async def a_method_with_a_rather_long_name_to_force_wrapping(
         self,
@@ -587,6 +649,7 @@ class EverythingClient:
         second_parameter: collections.abc.Sequence[collections.abc.Sequence[Containers]],
         *,
         timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
     ) -> list[dict[str, frozenset[Key]]]:
         """Call a_method_with_a_rather_long_name_to_force_wrapping."""
         return await self._caller.call(
@@ -594,6 +657,7 @@ class EverythingClient:
             _M_Everything_v3_a_method_with_a_rather_long_name_to_force_wrapping,
             (first_parameter, second_parameter),
             timeout=timeout,
+            retry=retry,
         )
 
 
@@ -610,26 +674,53 @@ class EverythingSyncClient:
     def __init__(self, caller: rpc.SyncCaller) -> None:
         self._caller = caller
 
-    def add(self, a: int, b: int, *, timeout: float | None = None) -> int:
+    def add(
+        self,
+        a: int,
+        b: int,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> int:
         """Numbered explicitly."""
-        return self._caller.call(EVERYTHING_V3, _M_Everything_v3_add, (a, b), timeout=timeout)
+        return self._caller.call(
+            EVERYTHING_V3,
+            _M_Everything_v3_add,
+            (a, b),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    def echo_scalars(self, value: Scalars, *, timeout: float | None = None) -> Scalars:
+    def echo_scalars(
+        self,
+        value: Scalars,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> Scalars:
         """Numbered from its name (stable under reordering)."""
         return self._caller.call(
             EVERYTHING_V3,
             _M_Everything_v3_echo_scalars,
             (value,),
             timeout=timeout,
+            retry=retry,
         )
 
-    def fire_and_forget(self, event: str, *, timeout: float | None = None) -> None:
+    def fire_and_forget(
+        self,
+        event: str,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> None:
         """Call fire_and_forget."""
         self._caller.call(
             EVERYTHING_V3,
             _M_Everything_v3_fire_and_forget,
             (event,),
             timeout=timeout,
+            retry=retry,
         )
 
     def containers(
@@ -638,6 +729,7 @@ class EverythingSyncClient:
         node: Node | None = None,
         *,
         timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
     ) -> Containers:
         """Call containers."""
         return self._caller.call(
@@ -645,11 +737,24 @@ class EverythingSyncClient:
             _M_Everything_v3_containers,
             (value, node),
             timeout=timeout,
+            retry=retry,
         )
 
-    def lookup(self, key: Key, *, timeout: float | None = None) -> Key:
+    def lookup(
+        self,
+        key: Key,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> Key:
         """Call lookup."""
-        return self._caller.call(EVERYTHING_V3, _M_Everything_v3_lookup, (key,), timeout=timeout)
+        return self._caller.call(
+            EVERYTHING_V3,
+            _M_Everything_v3_lookup,
+            (key,),
+            timeout=timeout,
+            retry=retry,
+        )
 
     def import_(
         self,
@@ -658,6 +763,7 @@ class EverythingSyncClient:
         class_: str,
         *,
         timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
     ) -> None:
         """Call import."""
         self._caller.call(
@@ -665,6 +771,7 @@ class EverythingSyncClient:
             _M_Everything_v3_import,
             (self_, timeout_, class_),
             timeout=timeout,
+            retry=retry,
         )
 
     def graph(
@@ -672,9 +779,16 @@ class EverythingSyncClient:
         edges: collections.abc.Mapping[Key, collections.abc.Set[Key]],
         *,
         timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
     ) -> dict[Key, frozenset[Key]]:
         """Call graph."""
-        return self._caller.call(EVERYTHING_V3, _M_Everything_v3_graph, (edges,), timeout=timeout)
+        return self._caller.call(
+            EVERYTHING_V3,
+            _M_Everything_v3_graph,
+            (edges,),
+            timeout=timeout,
+            retry=retry,
+        )
 
     def tree(
         self,
@@ -682,6 +796,7 @@ class EverythingSyncClient:
         depth: int | None = None,
         *,
         timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
     ) -> Tree:
         """Call tree."""
         return self._caller.call(
@@ -689,6 +804,7 @@ class EverythingSyncClient:
             _M_Everything_v3_tree,
             (tree, depth),
             timeout=timeout,
+            retry=retry,
         )
 
     def accounts(
@@ -696,6 +812,7 @@ class EverythingSyncClient:
         users: collections.abc.Sequence[UserId],
         *,
         timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
     ) -> Accounts:
         """Call accounts."""
         return self._caller.call(
@@ -703,15 +820,39 @@ class EverythingSyncClient:
             _M_Everything_v3_accounts,
             (users,),
             timeout=timeout,
+            retry=retry,
         )
 
-    def awkward(self, value: Awkward, *, timeout: float | None = None) -> Awkward:
+    def awkward(
+        self,
+        value: Awkward,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> Awkward:
         """Call awkward."""
-        return self._caller.call(EVERYTHING_V3, _M_Everything_v3_awkward, (value,), timeout=timeout)
+        return self._caller.call(
+            EVERYTHING_V3,
+            _M_Everything_v3_awkward,
+            (value,),
+            timeout=timeout,
+            retry=retry,
+        )
 
-    def both_modifiers(self, *, timeout: float | None = None) -> None:
+    def both_modifiers(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> None:
         """Call both_modifiers."""
-        self._caller.call(EVERYTHING_V3, _M_Everything_v3_both_modifiers, (), timeout=timeout)
+        self._caller.call(
+            EVERYTHING_V3,
+            _M_Everything_v3_both_modifiers,
+            (),
+            timeout=timeout,
+            retry=retry,
+        )
 
     def a_method_with_a_rather_long_name_to_force_wrapping(
         self,
@@ -719,6 +860,7 @@ class EverythingSyncClient:
         second_parameter: collections.abc.Sequence[collections.abc.Sequence[Containers]],
         *,
         timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
     ) -> list[dict[str, frozenset[Key]]]:
         """Call a_method_with_a_rather_long_name_to_force_wrapping."""
         return self._caller.call(
@@ -726,6 +868,7 @@ class EverythingSyncClient:
             _M_Everything_v3_a_method_with_a_rather_long_name_to_force_wrapping,
             (first_parameter, second_parameter),
             timeout=timeout,
+            retry=retry,
         )
 
 
@@ -825,9 +968,21 @@ class EchoClient:
     def __init__(self, caller: rpc.AsyncCaller) -> None:
         self._caller = caller
 
-    async def echo(self, payload: bytes, *, timeout: float | None = None) -> bytes:
+    async def echo(
+        self,
+        payload: bytes,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> bytes:
         """Call echo."""
-        return await self._caller.call(ECHO_V1, _M_Echo_v1_echo, (payload,), timeout=timeout)
+        return await self._caller.call(
+            ECHO_V1,
+            _M_Echo_v1_echo,
+            (payload,),
+            timeout=timeout,
+            retry=retry,
+        )
 
 
 class EchoSyncClient:
@@ -841,9 +996,15 @@ class EchoSyncClient:
     def __init__(self, caller: rpc.SyncCaller) -> None:
         self._caller = caller
 
-    def echo(self, payload: bytes, *, timeout: float | None = None) -> bytes:
+    def echo(
+        self,
+        payload: bytes,
+        *,
+        timeout: float | None = None,
+        retry: rpc.RetryPolicy | None = None,
+    ) -> bytes:
         """Call echo."""
-        return self._caller.call(ECHO_V1, _M_Echo_v1_echo, (payload,), timeout=timeout)
+        return self._caller.call(ECHO_V1, _M_Echo_v1_echo, (payload,), timeout=timeout, retry=retry)
 
 
 class EchoHandler(rpc.Handler):
