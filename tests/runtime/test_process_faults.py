@@ -241,6 +241,33 @@ async def test_a_handler_outlasting_peer_timeout_on_a_live_server_succeeds(
     assert servers.executions() == {1: 1, 2: 1}
 
 
+# -- nothing listening --------------------------------------------------------------------------
+
+
+async def test_a_port_where_nothing_listens_fails_at_once_undelivered(
+    stubs: tuple[Path, ModuleType]
+) -> None:
+    work = stubs[1]
+    port = free_udp_port()  # bound a moment ago, free now: nothing listens there
+    async with rpc.connect("127.0.0.1", port) as client:
+        with pytest.raises(rpc.PeerUnreachable) as raised:
+            await work.WorkClient(client).run(1, 0.0, timeout=TIMEOUT)  # not DeadlineExceeded
+    assert raised.value.outcome is CallOutcome.NOT_DELIVERED
+    assert raised.value.safe_to_retry
+
+    def sync_call() -> rpc.RpcError:
+        with rpc.SyncClient("127.0.0.1", port) as sync:
+            try:
+                work.WorkSyncClient(sync).run(1, 0.0, timeout=TIMEOUT)
+            except rpc.RpcError as exc:
+                return exc
+        raise AssertionError("the call to nobody succeeded")
+
+    error = await trio.to_thread.run_sync(sync_call)
+    assert isinstance(error, rpc.PeerUnreachable)
+    assert error.outcome is CallOutcome.NOT_DELIVERED
+
+
 # -- restarts on the same port ---------------------------------------------------------------
 
 
