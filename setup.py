@@ -6,9 +6,9 @@ Everything else about the distribution is declared in ``pyproject.toml``. The mo
 when ``UDPRPC_PURE_PYTHON=1`` is set, when mypyc is not importable, or when the C compiler fails
 (each extension is optional), and the runtime works identically either way.
 
-Next to the extensions the build writes ``rpc/_compiled.json``, the SHA-256 of each compiled
-source, so that ``rpc._accel`` can tell when an edited source no longer matches its extension
-(an editable install keeps the extension next to the ``.py`` and Python would prefer it).
+Next to the extensions the build writes ``rpc/transport/_compiled.json``, the SHA-256 of each
+compiled source, so that ``rpc._accel`` can tell when an edited source no longer matches its
+extension (an editable install keeps the extension next to the ``.py`` and Python would prefer it).
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def _load_accel() -> ModuleType:
 
 def _extensions() -> list[Any]:
     accel = _load_accel()
-    manifest = PACKAGE_DIR / accel.MANIFEST_NAME
+    core_dir = PACKAGE_DIR / accel.CORE_PACKAGE
+    manifest = core_dir / accel.MANIFEST_NAME
     if accel.pure_python_requested():
         manifest.unlink(missing_ok=True)
         return []
@@ -52,14 +53,15 @@ def _extensions() -> list[Any]:
     # build runs before the runtime's dependencies are installed into a fresh environment).
     flags = ["--follow-imports=silent", "--ignore-missing-imports", "--no-warn-return-any"]
     try:
-        extensions = mypycify([*flags, *(f"rpc/{name}.py" for name in modules)], opt_level="3")
+        paths = [f"rpc/{accel.CORE_PACKAGE}/{name}.py" for name in modules]
+        extensions = mypycify([*flags, *paths], opt_level="3")
     except (Exception, SystemExit) as exc:  # a mypy that disagrees: stay pure Python
         print(f"udprpc: not compiling the transport core ({exc!r})", file=sys.stderr)
         manifest.unlink(missing_ok=True)
         return []
     for extension in extensions:
         extension.optional = True  # no C compiler: install the pure-Python modules instead
-    accel.write_manifest(PACKAGE_DIR, modules)
+    accel.write_manifest(core_dir, modules)
     return list(extensions)
 
 

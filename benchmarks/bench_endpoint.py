@@ -25,9 +25,9 @@ import sys
 import tempfile
 import time
 
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
-from rpc.events import Address, MessageReceived
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.events import Address, MessageReceived
 
 CLIENT: Address = ("127.0.0.1", 40001)
 SERVER: Address = ("127.0.0.1", 40002)

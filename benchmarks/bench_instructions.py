@@ -106,8 +106,8 @@ async def _raw_trio_client(port: int, calls: int) -> int:
 async def _transport_client(port: int, calls: int) -> int:
     import bench_transport as bt
 
-    from rpc._trio import TrioDriver, open_udp_socket
-    from rpc.endpoint import Endpoint
+    from rpc.drivers._trio import TrioDriver, open_udp_socket
+    from rpc.transport.endpoint import Endpoint
 
     client = bt.EchoClient(port)
     sock = await open_udp_socket(c.LOOPBACK, 0)

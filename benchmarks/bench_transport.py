@@ -19,11 +19,11 @@ import _common as c
 import outcome
 import trio
 
-from rpc import events
-from rpc._busy_poll import DEFAULT_BUSY_POLL
-from rpc._trio import TrioDriver, open_udp_socket
-from rpc.config import MAX_UDP_PAYLOAD, TransportConfig
-from rpc.endpoint import Endpoint
+from rpc.drivers._busy_poll import DEFAULT_BUSY_POLL
+from rpc.drivers._trio import TrioDriver, open_udp_socket
+from rpc.transport import events
+from rpc.transport.config import MAX_UDP_PAYLOAD, TransportConfig
+from rpc.transport.endpoint import Endpoint
 
 SYSTEM = "udprpc-transport"
 LOOPBACK_CONFIG = TransportConfig(max_datagram_size=MAX_UDP_PAYLOAD)

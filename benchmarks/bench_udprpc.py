@@ -34,10 +34,10 @@ import _common as c
 import trio
 
 import rpc
-from rpc._busy_poll import DEFAULT_BUSY_POLL
-from rpc.chaos_proxy import ChaosProxy
-from rpc.config import MAX_UDP_PAYLOAD, TransportConfig
+from rpc.drivers._busy_poll import DEFAULT_BUSY_POLL
 from rpc.testing import LinkFaults
+from rpc.testing.chaos_proxy import ChaosProxy
+from rpc.transport.config import MAX_UDP_PAYLOAD, TransportConfig
 
 IDL_FILE = c.BENCH_DIR / "bench.idl"
 STUB_MODULE = "bench"

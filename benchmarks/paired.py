@@ -36,9 +36,9 @@ import raw_pingpong as rp
 import trio
 
 import rpc
-from rpc._busy_poll import DEFAULT_BUSY_POLL
-from rpc._trio import TrioDriver, open_udp_socket
-from rpc.endpoint import Endpoint
+from rpc.drivers._busy_poll import DEFAULT_BUSY_POLL
+from rpc.drivers._trio import TrioDriver, open_udp_socket
+from rpc.transport.endpoint import Endpoint
 
 #: Pairs measured per system, and each section's length (seconds), by profile.
 PAIRS = {"quick": 3, "default": 9}

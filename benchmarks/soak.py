@@ -34,9 +34,9 @@ import bench_udprpc as bench
 import trio
 
 import rpc
-from rpc.chaos_proxy import ChaosProxy, ProxyStatistics
-from rpc.config import DEFAULT_MAX_DATAGRAM_SIZE, TransportConfig
 from rpc.testing import LinkFaults
+from rpc.testing.chaos_proxy import ChaosProxy, ProxyStatistics
+from rpc.transport.config import DEFAULT_MAX_DATAGRAM_SIZE, TransportConfig
 
 #: No call may take longer than this (seconds); one that does fails with DeadlineExceeded.
 CALL_TIMEOUT = 10.0

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import rpc
-from rpc.chaos_proxy import ProxyStatistics
+from rpc.testing.chaos_proxy import ProxyStatistics
 
 #: Percentiles printed for each phase.
 PERCENTILES = (50, 90, 99)

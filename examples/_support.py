@@ -19,7 +19,7 @@ import trio
 
 import rpc
 from codegen.cli import main as rpcgen
-from rpc.config import TransportConfig
+from rpc.transport.config import TransportConfig
 
 EXAMPLES = Path(__file__).resolve().parent
 

@@ -23,8 +23,8 @@ import rpc
 from examples._report import PhaseReport, counters_between, print_phase
 from examples._support import load_stubs, run
 from examples.calculator.server import Calculator
-from rpc.chaos_proxy import ChaosProxy
 from rpc.testing import LinkFaults
+from rpc.testing.chaos_proxy import ChaosProxy
 
 calc = load_stubs("calculator")
 

@@ -10,8 +10,11 @@ from rpc import _accel
 
 _accel.install()  # before anything imports the transport core: never run a stale extension
 
-from rpc import schema as schema  # generated code refers to rpc.schema.<descriptor>
 from rpc._serving import run_server
+from rpc.calls import schema as schema  # generated code refers to rpc.schema.<descriptor>
+from rpc.calls.reply_cache import ReplyCache, ReplyCacheStatistics
+from rpc.calls.retry import NO_RETRY, RetryPolicy
+from rpc.calls.service import AsyncCaller, Handler, MethodSpec, Param, ServiceSpec, SyncCaller
 from rpc.client import Client, ClientStatistics, connect
 from rpc.context import CallContext, current_call, run_sync_in_thread
 from rpc.errors import (
@@ -35,10 +38,7 @@ from rpc.errors import (
     UnknownService,
     VersionMismatch,
 )
-from rpc.reply_cache import ReplyCache, ReplyCacheStatistics
-from rpc.retry import NO_RETRY, RetryPolicy
 from rpc.server import Server, ServerStatistics
-from rpc.service import AsyncCaller, Handler, MethodSpec, Param, ServiceSpec, SyncCaller
 from rpc.sync import SyncClient
 
 # Library loggers stay quiet unless the application configures logging (logging HOWTO,

@@ -49,7 +49,9 @@ PURE_PYTHON_ENV: Final = "UDPRPC_PURE_PYTHON"
 #: Written by the build next to the extensions: ``{module: sha256 of its source}``.
 MANIFEST_NAME: Final = "_compiled.json"
 
-_PACKAGE_DIR: Final = Path(__file__).resolve().parent
+#: The package whose modules are compiled: the sans-I/O transport.
+CORE_PACKAGE: Final = "transport"
+_PACKAGE_DIR: Final = Path(__file__).resolve().parent / CORE_PACKAGE
 
 
 class _SourceFirst(importlib.abc.MetaPathFinder):
@@ -67,7 +69,7 @@ class _SourceFirst(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         """A source spec for a listed module, None (ask the next finder) otherwise."""
         package, _, name = fullname.rpartition(".")
-        if package != __package__ or name not in self._modules:
+        if package != f"{__package__}.{CORE_PACKAGE}" or name not in self._modules:
             return None
         return importlib.util.spec_from_file_location(fullname, self.package_dir / f"{name}.py")
 
@@ -131,7 +133,8 @@ def install(package_dir: Path = _PACKAGE_DIR) -> None:
         if not stale:
             return
         warnings.warn(
-            f"compiled transport core is out of date with rpc/{stale[0]}.py; running the "
+            f"compiled transport core is out of date with rpc/{CORE_PACKAGE}/{stale[0]}.py; "
+            "running the "
             "pure-Python modules (rebuild with `pip install -e .` or scripts/test.sh)",
             RuntimeWarning,
             stacklevel=2,
@@ -145,6 +148,6 @@ def install(package_dir: Path = _PACKAGE_DIR) -> None:
 
 def compiled_core() -> bool:
     """Whether the transport core in use is the compiled one (imports it if needed)."""
-    from rpc import endpoint
+    from rpc.transport import endpoint
 
     return not (endpoint.__file__ or "").endswith(".py")

@@ -2,8 +2,8 @@
 
 The server decides *whether* a call may run (``rpc.server``: epochs, the service table, the
 reply cache, refusals); this module decides *when* and runs it. At most ``max_concurrent``
-handlers run at once, in worker tasks (``rpc._workers``); up to ``max_queued`` more calls wait
-in FIFO order. A handler runs under its worker's cancel scope with the call's deadline; a
+handlers run at once, in worker tasks (``rpc.drivers._workers``); up to ``max_queued`` more
+calls wait in FIFO order. A handler runs under its worker's cancel scope with the call's deadline; a
 cancelled or expired call sends no reply, a queued one that is cancelled or expires never starts.
 """
 
@@ -17,14 +17,14 @@ from typing import Any
 
 import trio
 
-from rpc import callproto
-from rpc._dispatch import CallPlan
-from rpc._workers import WorkerPool
-from rpc.callproto import Status
+from rpc.calls import callproto
+from rpc.calls._dispatch import CallPlan
+from rpc.calls.callproto import Status
+from rpc.calls.reply_cache import CacheEntry, ReplyCache, SessionKey
+from rpc.calls.schema import ValidationError
 from rpc.context import _CURRENT, CallContext
+from rpc.drivers._workers import WorkerPool
 from rpc.errors import SendBufferFull
-from rpc.reply_cache import CacheEntry, ReplyCache, SessionKey
-from rpc.schema import ValidationError
 
 Address = tuple[str, int]
 CallId = tuple[SessionKey, int]

@@ -20,10 +20,10 @@ from typing import Any
 
 import trio
 
-from rpc._nursery import BackgroundNursery
+from rpc.calls.service import Handler
+from rpc.drivers._nursery import BackgroundNursery
 from rpc.errors import InvalidArgument, RpcError
 from rpc.server import DEFAULT_SHUTDOWN_GRACE, Address, Server
-from rpc.service import Handler
 
 logger = logging.getLogger("rpc.server")
 

@@ -7,9 +7,9 @@
         print(await calc.add(1, 2, timeout=1.0))
 
 A waiting call reads the socket itself when nobody else does (it *leads*, see
-``rpc._trio.TrioDriver.lead``), so a sequential caller's reply costs no task hop. Other waiting
-calls are parked with ``trio.lowlevel.wait_task_rescheduled`` and whoever reads the reply (the
-leader or the driver's reader task) reschedules them directly from the transport's event
+``rpc.drivers._trio.TrioDriver.lead``), so a sequential caller's reply costs no task hop. Other
+waiting calls are parked with ``trio.lowlevel.wait_task_rescheduled`` and whoever reads the reply
+(the leader or the driver's reader task) reschedules them directly from the transport's event
 callback: one task hop.
 """
 
@@ -23,9 +23,8 @@ from typing import Any, TypeVar
 
 import trio
 
-from rpc import callproto, events
-from rpc._busy_poll import DEFAULT_BUSY_POLL, check_busy_poll
-from rpc._calls import (
+from rpc.calls import callproto
+from rpc.calls._call_table import (
     ACKED,
     CallTable,
     ClientStatistics,
@@ -34,14 +33,7 @@ from rpc._calls import (
     probe_interval,
     reply_of,
 )
-from rpc._deadlines import DeadlineWatcher, wake_expired
-from rpc._io import DatagramSocket, client_bind_host, connect_to_server
-from rpc._nursery import BackgroundNursery
-from rpc._trio import TrioDriver, open_udp_socket
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
-from rpc.errors import CallOutcome, ClientClosed, DeadlineExceeded, RpcError, SendBufferFull
-from rpc.retry import (
+from rpc.calls.retry import (
     Retries,
     RetryPolicy,
     check_retry,
@@ -49,7 +41,16 @@ from rpc.retry import (
     default_policy,
     not_sent,
 )
-from rpc.service import MethodSpec, ServiceSpec
+from rpc.calls.service import MethodSpec, ServiceSpec
+from rpc.drivers._busy_poll import DEFAULT_BUSY_POLL, check_busy_poll
+from rpc.drivers._deadlines import DeadlineWatcher, wake_expired
+from rpc.drivers._io import DatagramSocket, client_bind_host, connect_to_server
+from rpc.drivers._nursery import BackgroundNursery
+from rpc.drivers._trio import TrioDriver, open_udp_socket
+from rpc.errors import CallOutcome, ClientClosed, DeadlineExceeded, RpcError, SendBufferFull
+from rpc.transport import events
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
 
 R = TypeVar("R")
 Address = tuple[str, int]

@@ -11,7 +11,7 @@ Each admitted call runs (``rpc._execution``) in a worker task of the server's nu
 cancel scope whose deadline is the caller's remaining budget. At most ``max_concurrent``
 handlers run at once; up to ``max_queued`` more calls wait in a FIFO; beyond that calls are
 refused with ``ServerBusy``. Non-idempotent calls pass the at-most-once
-:class:`~rpc.reply_cache.ReplyCache`.
+:class:`~rpc.calls.reply_cache.ReplyCache`.
 """
 
 from __future__ import annotations
@@ -25,21 +25,28 @@ from typing import Any
 
 import trio
 
-from rpc import callproto, events
-from rpc._busy_poll import DEFAULT_BUSY_POLL, check_busy_poll
-from rpc._dispatch import ServiceTable
 from rpc._execution import AdmittedCall, Executor
-from rpc._io import DatagramSocket
-from rpc._nursery import BackgroundNursery
-from rpc._trio import TrioDriver, open_udp_socket
-from rpc.callproto import Status
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
+from rpc.calls import callproto
+from rpc.calls._dispatch import ServiceTable
+from rpc.calls.callproto import Status
+from rpc.calls.reply_cache import (
+    Admission,
+    CacheEntry,
+    ReplyCache,
+    ReplyCacheStatistics,
+    SessionKey,
+)
+from rpc.calls.schema import ValidationError
+from rpc.calls.service import Handler
+from rpc.drivers._busy_poll import DEFAULT_BUSY_POLL, check_busy_poll
+from rpc.drivers._io import DatagramSocket
+from rpc.drivers._nursery import BackgroundNursery
+from rpc.drivers._trio import TrioDriver, open_udp_socket
 from rpc.errors import InvalidArgument, ProtocolError, RpcError, SendBufferFull
-from rpc.reply_cache import Admission, CacheEntry, ReplyCache, ReplyCacheStatistics, SessionKey
-from rpc.schema import ValidationError
-from rpc.service import Handler
-from rpc.stats import EndpointStatistics
+from rpc.transport import events
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.stats import EndpointStatistics
 
 logger = logging.getLogger("rpc.server")
 

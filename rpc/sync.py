@@ -6,8 +6,8 @@
         calc = CalculatorSyncClient(client)
         print(calc.add(1, 2, timeout=1.0))
 
-It runs the transport on :class:`rpc._blocking.BlockingDriver` in the calling thread: no event
-loop, no helper thread. The transport only makes progress (acks, retransmissions) while a call
+It runs the transport on :class:`rpc.drivers._blocking.BlockingDriver` in the calling thread: no
+event loop, no helper thread. The transport only makes progress (acks, retransmissions) while a call
 is in progress, which is all a blocking client needs.
 
 Thread safety: a ``SyncClient`` may be shared between threads; a lock serialises its calls, so
@@ -29,10 +29,8 @@ from functools import partial
 from types import TracebackType
 from typing import TypeVar
 
-from rpc import callproto, events
-from rpc._blocking import BlockingDriver, bind_udp_socket
-from rpc._busy_poll import DEFAULT_BUSY_POLL, check_busy_poll
-from rpc._calls import (
+from rpc.calls import callproto
+from rpc.calls._call_table import (
     ACKED,
     CallTable,
     ClientStatistics,
@@ -41,11 +39,7 @@ from rpc._calls import (
     probe_interval,
     reply_of,
 )
-from rpc._io import client_bind_host, connect_to_server
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
-from rpc.errors import CallOutcome, ClientClosed, DeadlineExceeded, RpcError, SendBufferFull
-from rpc.retry import (
+from rpc.calls.retry import (
     Retries,
     RetryPolicy,
     check_retry,
@@ -54,7 +48,14 @@ from rpc.retry import (
     lock_wait_expired,
     not_sent,
 )
-from rpc.service import MethodSpec, ServiceSpec
+from rpc.calls.service import MethodSpec, ServiceSpec
+from rpc.drivers._blocking import BlockingDriver, bind_udp_socket
+from rpc.drivers._busy_poll import DEFAULT_BUSY_POLL, check_busy_poll
+from rpc.drivers._io import client_bind_host, connect_to_server
+from rpc.errors import CallOutcome, ClientClosed, DeadlineExceeded, RpcError, SendBufferFull
+from rpc.transport import events
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
 
 R = TypeVar("R")
 Address = tuple[str, int]
@@ -98,7 +99,7 @@ class SyncClient:
         except OSError as exc:
             raise ClientClosed(f"cannot open a UDP socket: {exc}") from None
         self._endpoint = Endpoint(config, accept_new_peers=False)
-        # Connected, an ICMP port unreachable ends the calls at once (rpc._io.connect_to_server).
+        # Connected, an ICMP port unreachable ends the calls at once (_io.connect_to_server).
         refused = None
         if connect_to_server(sock, self._server):
             refused = partial(self._endpoint.report_refused, self._server)

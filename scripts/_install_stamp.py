@@ -26,7 +26,7 @@ def compiled_modules() -> tuple[str, ...]:
 def main() -> None:
     """Print the hex digest."""
     digest = hashlib.sha256(os.environ.get("UDPRPC_PURE_PYTHON", "").encode())
-    sources = [ROOT / "rpc" / f"{name}.py" for name in compiled_modules()]
+    sources = [ROOT / "rpc" / "transport" / f"{name}.py" for name in compiled_modules()]
     for path in [ROOT / "pyproject.toml", ROOT / "setup.py", *sources]:
         digest.update(path.read_bytes())
     print(digest.hexdigest())

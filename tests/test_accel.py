@@ -64,7 +64,10 @@ def test_the_environment_can_ask_for_pure_python(
 
 
 def _core_file(env: dict[str, str]) -> str:
-    code = "import rpc.endpoint, rpc._accel as a; print(rpc.endpoint.__file__, a.compiled_core())"
+    code = (
+        "import rpc.transport.endpoint, rpc._accel as a;"
+        " print(rpc.transport.endpoint.__file__, a.compiled_core())"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
@@ -81,7 +84,7 @@ def test_pure_python_request_loads_the_sources_in_a_fresh_interpreter() -> None:
 def test_the_default_uses_the_extension_exactly_when_one_is_built_and_fresh() -> None:
     env = {key: value for key, value in os.environ.items() if key != _accel.PURE_PYTHON_ENV}
     path, compiled = _core_file(env).split()
-    package = ROOT / "rpc"
+    package = ROOT / "rpc" / _accel.CORE_PACKAGE
     usable = bool(_accel.built_extensions(package, _accel.COMPILED_MODULES)) and not (
         _accel.stale_sources(package, _accel.COMPILED_MODULES)
     )
@@ -98,7 +101,7 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     a.install(package)
 ours = [f for f in sys.meta_path if isinstance(f, a._SourceFirst) and f.package_dir == package]
-spec = ours[0].find_spec("rpc.wire", None) if ours else None
+spec = ours[0].find_spec("rpc.transport.wire", None) if ours else None
 print(len(caught), len(ours), spec.origin if spec else None)
 """
 

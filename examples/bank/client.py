@@ -2,7 +2,7 @@
 
 ``python -m examples.bank.client [--port 7001] [--operations 600]``
 
-The client starts a :class:`rpc.chaos_proxy.ChaosProxy` in front of the bank server that loses,
+The client starts a :class:`rpc.testing.ChaosProxy` in front of the bank server that loses,
 duplicates and corrupts datagrams both ways, so calls and replies are retransmitted many times.
 Deposits, withdrawals and transfers are not idempotent: if any ran twice (or not at all while
 reporting success) a balance would be off. The client keeps its own ledger of what each call
@@ -21,8 +21,8 @@ import trio
 
 import rpc
 from examples._support import load_stubs, port_argument
-from rpc.chaos_proxy import ChaosProxy
 from rpc.testing import LinkFaults
+from rpc.testing.chaos_proxy import ChaosProxy
 
 bank = load_stubs("bank")
 

@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 import rpc
 from examples._support import load_stubs, port_argument
-from rpc.config import MAX_UDP_PAYLOAD, TransportConfig
+from rpc.transport.config import MAX_UDP_PAYLOAD, TransportConfig
 
 blob = load_stubs("blob")
 

@@ -10,10 +10,10 @@ from typing import Any
 import trio
 
 import rpc
-from rpc.chaos_proxy import ChaosProxy
-from rpc.config import TransportConfig
 from rpc.testing import LinkFaults, SimSocket
-from rpc.wire import FLAG_DATA, decode_datagram_untrusted
+from rpc.testing.chaos_proxy import ChaosProxy
+from rpc.transport.config import TransportConfig
+from rpc.transport.wire import FLAG_DATA, decode_datagram_untrusted
 from tests.acceptance.service import payload, sha256
 
 Address = tuple[str, int]

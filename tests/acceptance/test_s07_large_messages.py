@@ -12,8 +12,8 @@ import random
 import pytest
 import trio
 
-from rpc.config import TransportConfig
 from rpc.testing import LinkFaults, simulated_service
+from rpc.transport.config import TransportConfig
 from tests.acceptance.helpers import REALNET_BOUND, proxied_service
 from tests.acceptance.service import Chaos, sha256
 

@@ -22,9 +22,9 @@ import pytest
 import trio
 
 import rpc
-from rpc import wire
-from rpc.config import TransportConfig
 from rpc.testing import LinkFaults, SimNetwork, simulated_service
+from rpc.transport import wire
+from rpc.transport.config import TransportConfig
 from tests.acceptance.helpers import (
     REALNET_BOUND,
     Address,

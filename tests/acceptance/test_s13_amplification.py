@@ -7,9 +7,9 @@ from __future__ import annotations
 import trio
 
 import rpc
-from rpc import wire
-from rpc.crc import crc32c
 from rpc.testing import SimNetwork, simulated_service
+from rpc.transport import wire
+from rpc.transport.crc import crc32c
 from tests.acceptance.helpers import TapSocket
 from tests.acceptance.service import Chaos
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import trio
 
 import rpc
-from rpc.config import TransportConfig
 from rpc.testing import LinkFaults, simulated_service
+from rpc.transport.config import TransportConfig
 from tests.acceptance.service import Chaos
 
 PEER_TIMEOUT = 2.0

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import trio
 
-from rpc.config import TransportConfig
 from rpc.testing import LinkFaults, simulated_service
+from rpc.transport.config import TransportConfig
 from tests.acceptance.service import Chaos
 
 SERVER_CONFIG = TransportConfig(peer_timeout=2.0)

@@ -12,8 +12,8 @@ import itertools
 import trio
 
 import rpc
-from rpc.config import TransportConfig
 from rpc.testing import LinkFaults, simulated_service
+from rpc.transport.config import TransportConfig
 from tests.acceptance.helpers import Ledger, apply_checked
 from tests.acceptance.service import Chaos
 

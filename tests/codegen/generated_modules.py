@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from codegen.generate import generate
 from idl.checker import check_files
 from idl.diagnostics import render_all
-from rpc import schema
+from rpc.calls import schema
 
 
 def load_modules(directory: str, names: list[str]) -> dict[str, ModuleType]:

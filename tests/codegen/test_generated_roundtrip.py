@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import rpc
 from codegen.regen_golden import EXPECTED_DIR
-from rpc import schema
+from rpc.calls import schema
 
 MODULES = load_modules(EXPECTED_DIR, ["shapes", "drawing", "everything", "calculator"])
 DESCRIPTORS = [

@@ -6,7 +6,7 @@ import msgpack
 import pytest
 from generated_modules import build_idl
 
-from rpc.schema import ValidationError
+from rpc.calls.schema import ValidationError
 
 OLD = """
 enum Level { LOW = 1, HIGH = 2 }

@@ -8,13 +8,13 @@ import time
 import pytest
 
 from drivers.fake_endpoint import FakeEndpoint, FakeEvent
-from rpc import _heap
-from rpc._blocking import MAX_WAIT, BlockingDriver, _milliseconds, bind_udp_socket
-from rpc._io import local_address
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
+from rpc.drivers import _heap
+from rpc.drivers._blocking import MAX_WAIT, BlockingDriver, _milliseconds, bind_udp_socket
+from rpc.drivers._io import local_address
 from rpc.errors import ClientClosed
-from rpc.events import PeerUnreachable
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.events import PeerUnreachable
 
 
 def make_driver(endpoint: FakeEndpoint | None = None) -> BlockingDriver[FakeEvent]:
@@ -182,7 +182,7 @@ def test_close_ends_every_session_before_the_socket_closes() -> None:
 
 def test_binding_a_socket_moves_large_buffers_to_the_heap_once() -> None:
     # Every real endpoint binds through bind_udp_socket, which must have run the allocator
-    # warm-up (rpc._heap); it is cached, so later sockets do not repeat it.
+    # warm-up (rpc.drivers._heap); it is cached, so later sockets do not repeat it.
     bind_udp_socket(("127.0.0.1", 0)).close()
     bind_udp_socket(("127.0.0.1", 0)).close()
     info = _heap.prefer_heap_for_large_buffers.cache_info()

@@ -13,11 +13,11 @@ import trio
 import trio.testing
 
 import rpc
-from rpc._blocking import BlockingDriver
-from rpc._busy_poll import DEFAULT_BUSY_POLL, HIT_RATE_TO_POLL, PROBE_INTERVAL, BusyPoll
-from rpc._idle_wait import IdleWait
-from rpc.endpoint import Endpoint
+from rpc.drivers._blocking import BlockingDriver
+from rpc.drivers._busy_poll import DEFAULT_BUSY_POLL, HIT_RATE_TO_POLL, PROBE_INTERVAL, BusyPoll
+from rpc.drivers._idle_wait import IdleWait
 from rpc.errors import InvalidArgument
+from rpc.transport.endpoint import Endpoint
 
 
 def _misses_until_polling_stops(poll: BusyPoll) -> int:
@@ -94,7 +94,7 @@ def select_timeouts(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         timeouts.append(timeout)
         return select.select(r, w, x, timeout)
 
-    monkeypatch.setattr("rpc._idle_wait.select", types.SimpleNamespace(select=recording))
+    monkeypatch.setattr("rpc.drivers._idle_wait.select", types.SimpleNamespace(select=recording))
     return timeouts
 
 

@@ -1,10 +1,10 @@
-"""Which local address a client socket binds (rpc._io.client_bind_host)."""
+"""Which local address a client socket binds (rpc.drivers._io.client_bind_host)."""
 
 from __future__ import annotations
 
 import pytest
 
-from rpc._io import client_bind_host
+from rpc.drivers._io import client_bind_host
 
 
 @pytest.mark.parametrize(

@@ -10,20 +10,20 @@ import pytest
 import trio
 import trio.testing
 
-from rpc._blocking import BlockingDriver, bind_udp_socket
-from rpc._io import Address
-from rpc._trio import DatagramSocket, TrioDriver, open_udp_socket
-from rpc.chaos_proxy import ChaosProxy
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
-from rpc.events import (
+from rpc.drivers._blocking import BlockingDriver, bind_udp_socket
+from rpc.drivers._io import Address
+from rpc.drivers._trio import DatagramSocket, TrioDriver, open_udp_socket
+from rpc.testing import LinkFaults, SimNetwork
+from rpc.testing.chaos_proxy import ChaosProxy
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.events import (
     MessageAcked,
     MessageReceived,
     PeerClosed,
     PeerUnreachable,
     TransportEvent,
 )
-from rpc.testing import LinkFaults, SimNetwork
 
 
 class Echo:

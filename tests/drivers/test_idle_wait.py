@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from rpc._idle_wait import IDLE_WAIT_LIMIT, IdleWait
+from rpc.drivers._idle_wait import IDLE_WAIT_LIMIT, IdleWait
 
 
 @pytest.fixture
@@ -29,13 +29,14 @@ def trio_waits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 @pytest.fixture
 def patient(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocking waits may last a minute: only what ends them early lets a test finish."""
-    monkeypatch.setattr("rpc._idle_wait.IDLE_WAIT_LIMIT", 60.0)
+    monkeypatch.setattr("rpc.drivers._idle_wait.IDLE_WAIT_LIMIT", 60.0)
 
 
 def test_an_idle_run_waits_in_select(
     pair: tuple[socket.socket, ...], trio_waits: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("rpc._idle_wait.IDLE_WAIT_LIMIT", 5.0)  # the datagram comes in 50 ms
+    # The datagram comes in 50 ms.
+    monkeypatch.setattr("rpc.drivers._idle_wait.IDLE_WAIT_LIMIT", 5.0)
     a, b = pair
     idle = IdleWait()
 

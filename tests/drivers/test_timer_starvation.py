@@ -13,9 +13,9 @@ import trio
 import trio.testing
 
 from drivers.fake_endpoint import FakeEndpoint
-from rpc._blocking import BlockingDriver, bind_udp_socket
-from rpc._io import TIMER_GRANULARITY
-from rpc._trio import TrioDriver
+from rpc.drivers._blocking import BlockingDriver, bind_udp_socket
+from rpc.drivers._io import TIMER_GRANULARITY
+from rpc.drivers._trio import TrioDriver
 from rpc.testing import SimNetwork
 
 #: Longer than TIMER_GRANULARITY: the next wake-up is due before the round ends.

@@ -11,8 +11,8 @@ import trio
 import trio.testing
 
 from drivers.fake_endpoint import FakeEndpoint, FakeEvent
-from rpc._io import BURST_PROBE_INTERVAL, RECEIVE_BATCH
-from rpc._trio import TrioDriver, TrioUdpSocket, open_udp_socket
+from rpc.drivers._io import BURST_PROBE_INTERVAL, RECEIVE_BATCH
+from rpc.drivers._trio import TrioDriver, TrioUdpSocket, open_udp_socket
 from rpc.errors import ClientClosed
 from rpc.testing import SimNetwork, SimSocket
 

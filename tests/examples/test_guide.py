@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from codegen.cli import main as rpcgen
-from rpc.config import TransportConfig
+from rpc.transport.config import TransportConfig
 from tests.examples.harness import ROOT, RUN_TIMEOUT, STOP_TIMEOUT
 from tests.examples.test_readme import free_udp_port
 
@@ -100,7 +100,7 @@ def test_configuration_table_names_real_fields() -> None:
     assert len(names) >= 15
     fields = {f.name for f in dataclasses.fields(TransportConfig)}
     assert set(names) <= fields
-    snippet = re.findall(r"```python\n(from rpc.config .*?)```", section, re.S)
+    snippet = re.findall(r"```python\n(from rpc.transport.config .*?)```", section, re.S)
     namespace: dict[str, object] = {}
     exec(snippet[0], namespace)  # the example configuration is valid
     assert namespace["LOOPBACK"] == TransportConfig(max_datagram_size=65507, peer_timeout=5.0)

@@ -41,7 +41,7 @@ import enum
 from typing import ClassVar
 
 import rpc
-from rpc import schema
+from rpc.calls import schema
 
 
 class Color(enum.IntEnum):

@@ -8,10 +8,10 @@ import pytest
 import trio
 
 import rpc
-from rpc import callproto
-from rpc._calls import reply_of
+from rpc.calls import callproto
+from rpc.calls._call_table import reply_of
+from rpc.calls.reply_cache import ENTRY_OVERHEAD
 from rpc.errors import CallOutcome
-from rpc.reply_cache import ENTRY_OVERHEAD
 from rpc.testing import LinkFaults, SimNetwork
 from tests.runtime.harness import SERVER_ADDR, HeldBump, LabImpl, sim_lab, sim_server
 from tests.runtime.lab_service import LAB_V2, LabClient

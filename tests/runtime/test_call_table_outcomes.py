@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 import rpc
-from rpc import callproto, events
-from rpc._calls import CallTable, PendingCall, probe_interval
+from rpc.calls import callproto
+from rpc.calls._call_table import CallTable, PendingCall, probe_interval
+from rpc.transport import events
 from tests.runtime.lab_service import LAB_V2
 
 SERVER = ("10.0.0.1", 7000)

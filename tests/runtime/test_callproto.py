@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rpc import callproto
-from rpc.callproto import Status
+from rpc.calls import callproto
+from rpc.calls.callproto import Status
 from rpc.errors import ProtocolError
 
 
@@ -150,7 +150,7 @@ def test_random_arrays_raise_only_protocol_error(kind: int, rest: list[object]) 
 @given(st.integers(1, 14), _msgpack_values)
 def test_hostile_arguments_raise_only_validation_error(method_number: int, wire: object) -> None:
     """What the server does with a CALL's args: anything odd is a ValidationError."""
-    from rpc.schema import ValidationError
+    from rpc.calls.schema import ValidationError
     from tests.runtime.lab_service import LAB_V2
 
     method = LAB_V2.method(method_number)

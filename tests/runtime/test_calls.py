@@ -289,7 +289,7 @@ async def test_malformed_messages_are_counted_and_dropped(
 
 
 async def test_send_backpressure_waits_for_capacity(autojump_clock: trio.testing.MockClock) -> None:
-    config = rpc.config.TransportConfig(send_buffer_size=64 * 1024, max_datagram_size=1200)
+    config = rpc.transport.TransportConfig(send_buffer_size=64 * 1024, max_datagram_size=1200)
     raw = bytes(range(256)) * 200  # 51,200 incompressible-ish bytes: two cannot be buffered
     net = SimNetwork(10, faults=LinkFaults(delay=0.05))
     results: list[list[str]] = []

@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 import rpc
-from rpc._deadlines import PRUNE_SLACK, DeadlineWatcher
+from rpc.drivers._deadlines import PRUNE_SLACK, DeadlineWatcher
 from rpc.errors import CallOutcome
 from tests.runtime.harness import LabImpl, sim_lab
 from tests.runtime.lab_service import LabClient

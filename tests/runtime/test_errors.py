@@ -8,7 +8,7 @@ import pytest
 import trio
 
 import rpc
-from rpc import schema
+from rpc.calls import schema
 from rpc.errors import CallOutcome
 from rpc.testing import LinkFaults, SimNetwork
 from tests.runtime import lab_service
@@ -180,7 +180,7 @@ async def test_closing_the_client_fails_calls_in_flight_with_unknown_outcome(
 
 
 async def test_too_large_argument_is_not_delivered(autojump_clock: trio.testing.MockClock) -> None:
-    config = rpc.config.TransportConfig(max_message_size=4096)
+    config = rpc.transport.config.TransportConfig(max_message_size=4096)
     net = SimNetwork(5)
     async with sim_server(net, [LabImpl()]), rpc.connect(
         *SERVER_ADDR, socket=net.socket(), config=config

@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 import rpc
-from rpc import schema
+from rpc.calls import schema
 from rpc.testing import SimNetwork
 from tests.runtime.harness import SERVER_ADDR, LabImpl, LabV1Impl, sim_lab, sim_server
 from tests.runtime.lab_service import LAB_V1, Color, LabClient, LabV1Client

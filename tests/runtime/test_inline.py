@@ -8,10 +8,10 @@ import trio
 import trio.testing
 
 import rpc
-from rpc import callproto, schema
-from rpc._dispatch import CallPlan, never_suspends
 from rpc._execution import AdmittedCall, Executor
-from rpc.reply_cache import ReplyCache
+from rpc.calls import callproto, schema
+from rpc.calls._dispatch import CallPlan, never_suspends
+from rpc.calls.reply_cache import ReplyCache
 from tests.runtime.harness import LabImpl, sim_lab
 from tests.runtime.lab_service import LabClient
 

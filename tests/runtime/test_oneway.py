@@ -8,8 +8,8 @@ import pytest
 import trio
 
 import rpc
-from rpc.config import TransportConfig
 from rpc.testing import LinkFaults
+from rpc.transport.config import TransportConfig
 from tests.runtime.harness import LabImpl, sim_lab
 from tests.runtime.lab_service import LabClient, LabSyncClient
 

@@ -22,8 +22,8 @@ import trio
 
 import rpc
 from codegen.cli import main as rpcgen
-from rpc.config import TransportConfig
 from rpc.errors import CallOutcome
+from rpc.transport.config import TransportConfig
 from tests.examples.harness import STARTUP_TIMEOUT, STOP_TIMEOUT
 
 pytestmark = pytest.mark.realnet

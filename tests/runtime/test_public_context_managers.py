@@ -11,9 +11,9 @@ import trio
 import trio.testing
 
 import rpc
-from rpc._nursery import sole_error
-from rpc.chaos_proxy import ChaosProxy
+from rpc.drivers._nursery import sole_error
 from rpc.testing import SimNetwork, simulated_service
+from rpc.testing.chaos_proxy import ChaosProxy
 from tests.runtime.harness import SERVER_ADDR, LabImpl
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 import rpc
-from rpc._calls import CallTable, error_of_reply, result_of_reply
-from rpc.callproto import Status
+from rpc.calls._call_table import CallTable, error_of_reply, result_of_reply
+from rpc.calls.callproto import Status
 from rpc.errors import CallOutcome
-from rpc.events import MessageAcked
+from rpc.transport.events import MessageAcked
 from tests.runtime.lab_service import LAB_V2, DivideByZero
 
 DIVIDE = LAB_V2.methods[7]
@@ -74,13 +74,13 @@ def test_floor_is_the_oldest_undelivered_cached_call() -> None:
     table.sent(first, 10)
     table.sent(second, 11)
     third_payload = table.build_call(LAB_V2, DIVIDE, ARGS, None)[1]
-    assert rpc.callproto.decode_call_untrusted(
-        rpc.callproto.unpack_untrusted(third_payload)
+    assert rpc.calls.callproto.decode_call_untrusted(
+        rpc.calls.callproto.unpack_untrusted(third_payload)
     ).floor == 1
     table.handle_event(MessageAcked(("h", 1), 10))
     fourth_payload = table.build_call(LAB_V2, DIVIDE, ARGS, None)[1]
-    assert rpc.callproto.decode_call_untrusted(
-        rpc.callproto.unpack_untrusted(fourth_payload)
+    assert rpc.calls.callproto.decode_call_untrusted(
+        rpc.calls.callproto.unpack_untrusted(fourth_payload)
     ).floor == 2
     assert table.abandon(second) is not None  # sent and unanswered: tell the server
     assert table.abandon(second) is None  # only once

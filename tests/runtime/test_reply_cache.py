@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rpc.reply_cache import ENTRY_OVERHEAD, Admission, ReplyCache
+from rpc.calls.reply_cache import ENTRY_OVERHEAD, Admission, ReplyCache
 
 ADDR = ("10.0.0.1", 4000)
 KEY = (ADDR, 77)

@@ -15,8 +15,8 @@ import trio
 import trio.testing
 
 import rpc
+from rpc.calls.retry import Retries, combined_outcome, worth_retrying
 from rpc.errors import CallOutcome, ProtocolError, ServerRestarted
-from rpc.retry import Retries, combined_outcome, worth_retrying
 from rpc.testing import LinkFaults, SimNetwork
 from tests.runtime.harness import SERVER_ADDR, HeldBump, LabImpl, LabV1Impl, sim_server
 from tests.runtime.lab_service import LAB_V2, MISSING_METHOD, DivideByZero

@@ -6,7 +6,7 @@ import dataclasses
 import enum
 
 import rpc
-from rpc import schema
+from rpc.calls import schema
 
 
 class Color(enum.IntEnum):

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from schema_records import BAG, DIVIDE, NODE, NOTE, SHAPE, Bag, Color, Node, Point, Shape
 
-from rpc import schema
-from rpc.schema import ValidationError
+from rpc.calls import schema
+from rpc.calls.schema import ValidationError
 
 texts16 = st.text(max_size=16)
 i32s = st.integers(-(2**31), 2**31 - 1)

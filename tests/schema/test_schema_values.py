@@ -8,8 +8,8 @@ import msgpack
 import pytest
 from schema_records import BAG, COLOR, NODE, POINT, SHAPE, Bag, Color, Node, Point, Shape
 
-from rpc import schema
-from rpc.schema import ValidationError
+from rpc.calls import schema
+from rpc.calls.schema import ValidationError
 
 
 def wire_trip(desc: schema.TypeDesc, value: object) -> object:

@@ -1,4 +1,4 @@
-"""Tests of rpc.service: method argument, result and exception marshalling."""
+"""Tests of rpc.calls.service: method argument, result and exception marshalling."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from schema_records import DIVIDE, NOTE, SERVICE, DivideByZero, Node
 
 import rpc
-from rpc.schema import ValidationError
+from rpc.calls.schema import ValidationError
 
 
 def test_args_travel_as_numbered_map() -> None:

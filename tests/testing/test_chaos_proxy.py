@@ -6,9 +6,9 @@ import pytest
 import trio
 import trio.testing
 
-from rpc._trio import TrioUdpSocket, open_udp_socket
-from rpc.chaos_proxy import ChaosProxy, ProxyStatistics, faults_from_args, main
+from rpc.drivers._trio import TrioUdpSocket, open_udp_socket
 from rpc.testing import LinkFaults
+from rpc.testing.chaos_proxy import ChaosProxy, ProxyStatistics, faults_from_args, main
 
 COUNT = 300
 
@@ -123,7 +123,7 @@ def test_command_line_runs_for_its_duration(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_command_line_faults_and_directions() -> None:
-    from rpc.chaos_proxy import _parser
+    from rpc.testing.chaos_proxy import _parser
 
     args = _parser().parse_args(
         ["--target", "127.0.0.1:9000", "--loss", "0.1", "--burst", "3", "--direction", "to-client"]

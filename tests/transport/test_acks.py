@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from transport_harness import CLIENT, SERVER, drain, transfer
 
-from rpc import wire
-from rpc.acks import AckTracker
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
-from rpc.events import MessageAcked, MessageReceived
+from rpc.transport import wire
+from rpc.transport.acks import AckTracker
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.events import MessageAcked, MessageReceived
 
 CONFIG = TransportConfig(initial_rtt=0.1, max_ack_delay=0.005)
 

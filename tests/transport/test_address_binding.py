@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from transport_harness import CLIENT, SERVER, drain, transfer
 
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
-from rpc.events import MessageReceived
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.events import MessageReceived
 
 CONFIG = TransportConfig(initial_rtt=0.1, max_ack_delay=0.005)
 IMPOSTOR = ("10.9.9.9", 40000)

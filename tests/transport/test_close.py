@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from transport_harness import CLIENT, SERVER, drain, transfer
 
-from rpc import wire
-from rpc.config import TransportConfig
-from rpc.endpoint import CLOSE_COPIES, Endpoint
-from rpc.events import MessageAcked, MessageReceived, PeerClosed, PeerUnreachable
+from rpc.transport import wire
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import CLOSE_COPIES, Endpoint
+from rpc.transport.events import MessageAcked, MessageReceived, PeerClosed, PeerUnreachable
 
 CONFIG = TransportConfig(initial_rtt=0.1, max_ack_delay=0.005, peer_timeout=10.0)
 

@@ -8,7 +8,7 @@ import struct
 import google_crc32c
 import pytest
 
-from rpc import crc
+from rpc.transport import crc
 
 # RFC 3720 (iSCSI) appendix B.4 test vectors, plus the common "123456789" check value.
 VECTORS = [

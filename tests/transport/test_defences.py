@@ -9,12 +9,12 @@ import pytest
 import zstandard
 from transport_harness import CLIENT, SERVER, drain, transfer
 
-from rpc import wire
-from rpc.compression import Compressor
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
 from rpc.errors import BadDatagram, InvalidArgument
-from rpc.events import MessageReceived
+from rpc.transport import wire
+from rpc.transport.compression import Compressor
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.events import MessageReceived
 
 CONFIG = TransportConfig(initial_rtt=0.1, max_ack_delay=0.005)
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from transport_harness import CLIENT, SERVER, drain, transfer
 
-from rpc import wire
-from rpc.config import TransportConfig
-from rpc.endpoint import MAX_DEFERRED_ACKS, Endpoint
 from rpc.errors import SendBufferFull
-from rpc.events import MessageAcked, MessageReceived
+from rpc.transport import wire
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import MAX_DEFERRED_ACKS, Endpoint
+from rpc.transport.events import MessageAcked, MessageReceived
 
 CONFIG = TransportConfig(initial_rtt=0.1, max_ack_delay=0.005)
 

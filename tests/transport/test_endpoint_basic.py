@@ -6,8 +6,8 @@ import random
 
 from transport_harness import CLIENT, SERVER, Faults, Net
 
-from rpc.config import TransportConfig
-from rpc.events import MessageAcked, MessageReceived
+from rpc.transport.config import TransportConfig
+from rpc.transport.events import MessageAcked, MessageReceived
 
 
 def test_small_message_is_one_datagram_and_is_delivered_and_acked() -> None:

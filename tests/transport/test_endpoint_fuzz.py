@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transport_harness import CLIENT, SERVER, transfer
 
-from rpc import wire
-from rpc.config import TransportConfig
-from rpc.crc import crc32c
-from rpc.endpoint import Endpoint
+from rpc.transport import wire
+from rpc.transport.config import TransportConfig
+from rpc.transport.crc import crc32c
+from rpc.transport.endpoint import Endpoint
 
 U64 = st.integers(0, 2**64 - 1)
 U32 = st.integers(0, 2**32 - 1)

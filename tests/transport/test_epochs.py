@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from transport_harness import CLIENT, SERVER, drain, transfer
 
-from rpc import wire
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
-from rpc.events import MessageAcked, MessageReceived, PeerRestarted
+from rpc.transport import wire
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.events import MessageAcked, MessageReceived, PeerRestarted
 
 CONFIG = TransportConfig(initial_rtt=0.1, max_ack_delay=0.005)
 

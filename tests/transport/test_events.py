@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rpc import _accel
-from rpc.events import MessageAcked, MessageReceived, PeerClosed, PeerRestarted
+from rpc.transport.events import MessageAcked, MessageReceived, PeerClosed, PeerRestarted
 
 ADDR = ("127.0.0.1", 4000)
 

@@ -6,11 +6,18 @@ import random
 
 from transport_harness import CLIENT, SERVER, drain, transfer
 
-from rpc import wire
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
-from rpc.events import MessageReceived
-from rpc.fragments import DUPLICATE, INCOMPLETE, MALFORMED, REFUSED, Reassembler, ReassemblyBudget
+from rpc.transport import wire
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.events import MessageReceived
+from rpc.transport.fragments import (
+    DUPLICATE,
+    INCOMPLETE,
+    MALFORMED,
+    REFUSED,
+    Reassembler,
+    ReassemblyBudget,
+)
 
 KiB = 1024
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 from transport_harness import CLIENT, SERVER, drain, transfer
 
-from rpc import wire
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
 from rpc.errors import BadDatagram
-from rpc.events import MessageAcked, MessageReceived, PeerClosed, PeerUnreachable
+from rpc.transport import wire
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.events import MessageAcked, MessageReceived, PeerClosed, PeerUnreachable
 
 CONFIG = TransportConfig(initial_rtt=0.1, max_ack_delay=0.05, peer_timeout=5.0)
 CLIENT_EPOCH, SERVER_EPOCH = 0xC1, 0x51

@@ -7,13 +7,13 @@ import random
 import pytest
 from transport_harness import CLIENT, SERVER, drain, transfer
 
-from rpc import wire
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
 from rpc.errors import MessageTooLarge, SendBufferFull
-from rpc.events import MessageAcked, MessageReceived, SendCapacityAvailable
-from rpc.recovery import LossRecovery, SentPacket
-from rpc.rtt import RttEstimator
+from rpc.transport import wire
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.events import MessageAcked, MessageReceived, SendCapacityAvailable
+from rpc.transport.recovery import LossRecovery, SentPacket
+from rpc.transport.rtt import RttEstimator
 
 CONFIG = TransportConfig(initial_rtt=0.1, max_ack_delay=0.005)
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from transport_harness import CLIENT, SERVER, Faults, Net
 
-from rpc.config import TransportConfig
-from rpc.recovery import DECLARED_LOST_REMEMBERED, PACKET_THRESHOLD, LossRecovery, SentPacket
-from rpc.rtt import TIME_THRESHOLD, RttEstimator
+from rpc.transport.config import TransportConfig
+from rpc.transport.recovery import (
+    DECLARED_LOST_REMEMBERED,
+    PACKET_THRESHOLD,
+    LossRecovery,
+    SentPacket,
+)
+from rpc.transport.rtt import TIME_THRESHOLD, RttEstimator
 
 CALLS = 1_000
 #: Sub-millisecond RTT with 2 ms of jitter on some datagrams: loopback under load.

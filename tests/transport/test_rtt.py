@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from transport_harness import CLIENT, SERVER, transfer
 
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
-from rpc.rtt import RttEstimator
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.rtt import RttEstimator
 
 
 def test_initial_values_follow_rfc_9002() -> None:

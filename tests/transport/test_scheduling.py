@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from transport_harness import CLIENT, SERVER, drain, transfer
 
-from rpc import wire
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
-from rpc.events import MessageReceived
-from rpc.peer import INTERLEAVED_MESSAGES
+from rpc.transport import wire
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.events import MessageReceived
+from rpc.transport.peer import INTERLEAVED_MESSAGES
 
 CONFIG = TransportConfig(initial_rtt=0.1, compression_threshold=1 << 30)
 

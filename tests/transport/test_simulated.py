@@ -8,9 +8,9 @@ import random
 import pytest
 from transport_harness import CLIENT, SERVER, Faults, Net
 
-from rpc.config import TransportConfig
 from rpc.errors import SendBufferFull
-from rpc.events import PeerUnreachable
+from rpc.transport.config import TransportConfig
+from rpc.transport.events import PeerUnreachable
 
 CONFIG = TransportConfig(initial_rtt=0.01)
 SIZES = [8, 100, 700, 1500, 4000]

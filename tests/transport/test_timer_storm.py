@@ -2,8 +2,8 @@
 anti-amplification limit arms no probe timer (RFC 9002 §6.2.2.1) until it sends more.
 
 The driver loops here fire a due timer no sooner than ``TIMER_GRANULARITY`` after the previous
-fire, as the real drivers do (``rpc._io.timer_deadline``): a deadline an endpoint leaves in the
-past then costs one fire per millisecond, which these tests count.
+fire, as the real drivers do (``rpc.drivers._io.timer_deadline``): a deadline an endpoint leaves in
+the past then costs one fire per millisecond, which these tests count.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transport_harness import CLIENT, SERVER, drain, transfer
 
-from rpc import wire
-from rpc._io import timer_deadline
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
-from rpc.events import Address, MessageReceived, PeerUnreachable
+from rpc.drivers._io import timer_deadline
+from rpc.transport import wire
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.events import Address, MessageReceived, PeerUnreachable
 
 CONFIG = TransportConfig(
     initial_rtt=0.1, max_ack_delay=0.005, min_pto=0.002, max_pto=1.0, peer_timeout=10.0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from transport_harness import SERVER, drain
 
-from rpc import wire
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
-from rpc.events import PeerUnreachable
+from rpc.transport import wire
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.events import PeerUnreachable
 
 CONFIG = TransportConfig(
     initial_rtt=0.1, max_ack_delay=0.005, min_pto=0.002, max_pto=2.0, peer_timeout=5.0

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rpc import wire
-from rpc.crc import crc32c
-from rpc.endpoint import Endpoint
 from rpc.errors import BadDatagram
+from rpc.transport import wire
+from rpc.transport.crc import crc32c
+from rpc.transport.endpoint import Endpoint
 
 SENDER = 0x1122334455667788
 RECEIVER = 0x99AABBCCDDEEFF00

@@ -11,9 +11,9 @@ import heapq
 import random
 from dataclasses import dataclass, field
 
-from rpc.config import TransportConfig
-from rpc.endpoint import Endpoint
-from rpc.events import Address, MessageAcked, MessageReceived, TransportEvent
+from rpc.transport.config import TransportConfig
+from rpc.transport.endpoint import Endpoint
+from rpc.transport.events import Address, MessageAcked, MessageReceived, TransportEvent
 
 CLIENT: Address = ("10.0.0.1", 40000)
 SERVER: Address = ("10.0.0.2", 50000)

@@ -15,20 +15,26 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from rpc.compression import Compressor
-from rpc.config import TransportConfig
 from rpc.errors import BadDatagram, InvalidArgument, MessageTooLarge, SendBufferFull
-from rpc.events import (
+from rpc.transport.compression import Compressor
+from rpc.transport.config import TransportConfig
+from rpc.transport.events import (
     Address,
     PeerClosed,
     PeerRestarted,
     PeerUnreachable,
     TransportEvent,
 )
-from rpc.fragments import ReassemblyBudget
-from rpc.peer import AMPLIFICATION_FACTOR, Peer
-from rpc.stats import COUNTER_NAMES, SUMMED_FIELDS, Counters, EndpointStatistics, PeerStatistics
-from rpc.wire import (
+from rpc.transport.fragments import ReassemblyBudget
+from rpc.transport.peer import AMPLIFICATION_FACTOR, Peer
+from rpc.transport.stats import (
+    COUNTER_NAMES,
+    SUMMED_FIELDS,
+    Counters,
+    EndpointStatistics,
+    PeerStatistics,
+)
+from rpc.transport.wire import (
     FLAG_ACK,
     FLAG_DATA,
     FLAG_DRAINED,

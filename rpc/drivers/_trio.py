@@ -32,9 +32,9 @@ from typing import Generic, Protocol
 
 import trio
 
-from rpc._busy_poll import DEFAULT_BUSY_POLL
-from rpc._idle_wait import IdleWait
-from rpc._io import (
+from rpc.drivers._busy_poll import DEFAULT_BUSY_POLL
+from rpc.drivers._idle_wait import IdleWait
+from rpc.drivers._io import (
     BURST_HINT_BYTES,
     BURST_PROBE_INTERVAL,
     RECEIVE_BATCH,
@@ -177,7 +177,7 @@ class TrioUdpSocket:
         self._sock.setsockopt(level, option, value)
 
     def read_error_queue(self) -> list[bytes]:
-        """The starts of refused datagrams (see ``rpc._io.read_error_queue``)."""
+        """The starts of refused datagrams (see ``rpc.drivers._io.read_error_queue``)."""
         return read_error_queue(self._sock)
 
     def connect(self, addr: Address) -> None:
@@ -238,7 +238,7 @@ class TrioDriver(Generic[EventT]):
     ``respond_first`` suits an owner that answers what it receives (a server): the reader
     sends what handling a datagram queued before it applies the ACK the datagram carried.
     ``busy_poll`` is the longest a wait for input polls the socket before it blocks, when
-    recent waits were that short (seconds; 0 never polls; see ``rpc/_busy_poll.py``).
+    recent waits were that short (seconds; 0 never polls; see ``rpc/drivers/_busy_poll.py``).
     ``on_refused`` is called when a connected socket reports ECONNREFUSED.
     """
 

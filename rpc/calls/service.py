@@ -13,9 +13,9 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
+from rpc.calls.retry import RetryPolicy
+from rpc.calls.schema import ExceptionOf, TypeDesc, ValidationError
 from rpc.errors import ApplicationError
-from rpc.retry import RetryPolicy
-from rpc.schema import ExceptionOf, TypeDesc, ValidationError
 
 R = TypeVar("R")
 _Codec = Callable[[Any, int], object]

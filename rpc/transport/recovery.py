@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from rpc.fragments import OutgoingMessage
-from rpc.rtt import TIME_THRESHOLD, RttEstimator
+from rpc.transport.fragments import OutgoingMessage
+from rpc.transport.rtt import TIME_THRESHOLD, RttEstimator
 
 #: RFC 9002 §6.1.1: kPacketThreshold, reordering tolerated before a packet is declared lost.
 PACKET_THRESHOLD: Final = 3

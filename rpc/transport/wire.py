@@ -2,7 +2,8 @@
 
 A datagram is a fixed header, an optional ACK section, an optional DATA section (one fragment of
 one message) and a CRC-32C trailer. All integers are big-endian except the CRC, which is stored
-little-endian so that the CRC of the whole datagram is a constant (:data:`rpc.crc.CRC32C_RESIDUE`).
+little-endian so that the CRC of the whole datagram is a constant
+(:data:`rpc.transport.crc.CRC32C_RESIDUE`).
 
 :func:`decode_datagram_untrusted` either returns a :class:`Datagram` or raises
 :class:`rpc.errors.BadDatagram`; it never raises anything else, whatever the input.
@@ -14,8 +15,8 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Final, cast
 
-from rpc import crc
 from rpc.errors import BadDatagram
+from rpc.transport import crc
 
 # Module constants are Final: mypyc then binds them at compile time (or in a C static) instead
 # of looking each one up in the module's dict on every use, as it must for a plain global.

@@ -6,14 +6,16 @@ loses, duplicates, reorders, delays, corrupts and truncates datagrams per direct
 periods and partitions, and records what it did. ``ChaosProxy`` applies the same faults to real
 UDP traffic on 127.0.0.1. ``simulated_service`` runs a server and a client over a
 ``SimNetwork`` in a few lines (and can kill and restart the server).
+
+The top layer: it may import anything in ``rpc``; nothing in ``rpc`` but this package imports it.
 """
 
 from __future__ import annotations
 
-from rpc._faults import DropCause, FaultStatistics, GilbertElliott, LinkFaults
-from rpc._harness import DEFAULT_SERVER_ADDRESS, SimService, simulated_service
-from rpc._simnet import SimNetwork, SimSocket, TraceEvent
-from rpc.chaos_proxy import ChaosProxy, ProxyStatistics
+from rpc.testing._faults import DropCause, FaultStatistics, GilbertElliott, LinkFaults
+from rpc.testing._harness import DEFAULT_SERVER_ADDRESS, SimService, simulated_service
+from rpc.testing._simnet import SimNetwork, SimSocket, TraceEvent
+from rpc.testing.chaos_proxy import ChaosProxy, ProxyStatistics
 
 __all__ = [
     "DEFAULT_SERVER_ADDRESS",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from rpc.wire import FLAG_COMPRESSED, MIN_FRAGMENT_SIZE
+from rpc.transport.wire import FLAG_COMPRESSED, MIN_FRAGMENT_SIZE
 
 
 class OutgoingMessage:

@@ -19,7 +19,7 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
-from rpc.service import MethodSpec, ServiceSpec
+from rpc.calls.service import MethodSpec, ServiceSpec
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 

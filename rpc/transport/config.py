@@ -16,13 +16,13 @@ DEFAULT_MAX_DATAGRAM_SIZE: Final = 1200
 #: Largest UDP payload over IPv4 (65535 - 20 IP header - 8 UDP header), used on loopback and LANs.
 MAX_UDP_PAYLOAD: Final = 65507
 #: RFC 791: every IPv4 host accepts 576-byte datagrams; it leaves room for a fragment of at least
-#: rpc.wire.MIN_FRAGMENT_SIZE bytes beside a full header and piggy-backed ACK.
+#: rpc.transport.wire.MIN_FRAGMENT_SIZE bytes beside a full header and piggy-backed ACK.
 MIN_DATAGRAM_SIZE: Final = 576
 
 
 @dataclass(frozen=True, slots=True)
 class TransportConfig:
-    """Limits and timers of one :class:`rpc.endpoint.Endpoint` (all times in seconds)."""
+    """Limits and timers of one :class:`rpc.transport.endpoint.Endpoint` (all times in seconds)."""
 
     #: Largest datagram this endpoint sends (UDP payload bytes, header and CRC included).
     max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE

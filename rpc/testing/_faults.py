@@ -4,8 +4,8 @@
 direction's state (its seeded random stream, an ongoing loss burst, the Gilbert-Elliott channel
 state) and turns each datagram into a :class:`Fate`: dropped for a reason, or delivered as one or
 more copies, each after its own delay and possibly damaged. It reads no clock: the caller passes
-the elapsed time, so :mod:`rpc._simnet` (trio's clock, usually a ``MockClock``) and
-:mod:`rpc.chaos_proxy` (real time) make their decisions with the same code.
+the elapsed time, so :mod:`rpc.testing._simnet` (trio's clock, usually a ``MockClock``) and
+:mod:`rpc.testing.chaos_proxy` (real time) make their decisions with the same code.
 """
 
 from __future__ import annotations

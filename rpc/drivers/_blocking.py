@@ -4,7 +4,7 @@ The synchronous client calls :meth:`BlockingDriver.send_message`, then :meth:`Bl
 until its reply shows up in :meth:`BlockingDriver.events`. ``poll`` waits (in ``poll(2)``) for a
 datagram or the endpoint's timer, whichever comes first, so the caller's own thread does all the
 work: no hop into an event loop, which would cost more than the round trip itself. When recent
-waits were short, it polls the socket for a while before it blocks (``rpc/_busy_poll.py``).
+waits were short, it polls the socket for a while before it blocks (``rpc/drivers/_busy_poll.py``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Generic
 
-from rpc._busy_poll import DEFAULT_BUSY_POLL, BusyPoll
-from rpc._io import (
+from rpc.drivers._busy_poll import DEFAULT_BUSY_POLL, BusyPoll
+from rpc.drivers._io import (
     BURST_HINT_BYTES,
     RECEIVE_BATCH,
     RECV_BUFSIZE,
@@ -81,7 +81,7 @@ class BlockingDriver(Generic[EventT]):
         self._on_refused = on_refused
         self._events_waiting = False
         self._handling_refusal = False
-        #: Whether a wait for input polls the socket before it blocks (rpc/_busy_poll.py).
+        #: Whether a wait for input polls the socket before it blocks (rpc/drivers/_busy_poll.py).
         self._busy_poll = BusyPoll(busy_poll)
         sock.setblocking(False)
         self.endpoint = endpoint

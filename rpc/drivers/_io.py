@@ -1,8 +1,8 @@
 """What the I/O drivers share: the socket and endpoint interfaces, UDP setup, driver counters.
 
-The drivers (:mod:`rpc._trio`, :mod:`rpc._blocking`) are written against two small protocols
-rather than concrete classes, so the simulated socket of :mod:`rpc.testing` and any object with
-the sans-I/O endpoint's methods can be driven the same way.
+The drivers (:mod:`rpc.drivers._trio`, :mod:`rpc.drivers._blocking`) are written against two small
+protocols rather than concrete classes, so the simulated socket of :mod:`rpc.testing` and any object
+with the sans-I/O endpoint's methods can be driven the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast
 
-from rpc._heap import prefer_heap_for_large_buffers
+from rpc.drivers._heap import prefer_heap_for_large_buffers
 
 Address = tuple[str, int]
 EventT = TypeVar("EventT")
@@ -45,7 +45,7 @@ TIMER_GRANULARITY = 0.001
 
 
 class DatagramSocket(Protocol):
-    """A bound datagram socket for :class:`rpc._trio.TrioDriver` (Contract 2)."""
+    """A bound datagram socket for :class:`rpc.drivers._trio.TrioDriver` (Contract 2)."""
 
     def getsockname(self) -> Address:
         """The local address."""
@@ -81,7 +81,7 @@ class FastDatagramSocket(DatagramSocket, Protocol):
 
 
 class DriverEndpoint(Protocol[EventT_co]):
-    """The sans-I/O endpoint methods a driver calls (``rpc.endpoint.Endpoint``, Contract 2)."""
+    """The sans-I/O endpoint methods a driver calls (``rpc.transport.Endpoint``, Contract 2)."""
 
     def send_message(
         self, addr: Address, payload: bytes, *, now: float, keep_liveness_clock: bool = False
@@ -176,7 +176,7 @@ def bind_udp_socket(
     address: Address = ("127.0.0.1", 0), *, buffer_bytes: int = SOCKET_BUFFER_BYTES
 ) -> socket.socket:
     """A non-blocking UDP socket bound to a numeric ``address`` (port 0 picks a free port)."""
-    prefer_heap_for_large_buffers()  # every real endpoint passes here; see rpc._heap
+    prefer_heap_for_large_buffers()  # every real endpoint passes here; see rpc.drivers._heap
     host, port = address
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)

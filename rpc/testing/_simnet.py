@@ -1,9 +1,9 @@
 """A seeded, deterministic simulated datagram network on trio (usually under ``MockClock``).
 
-Each datagram a :class:`SimSocket` sends is shaped by the :class:`~rpc._faults.LinkShaper` of its
-(source, destination) direction. Copies with no delay land in the receiver's bounded queue at
-once; delayed copies wait in a :class:`~rpc._delayline.DelayLine`, whose one task sleeps until
-the earliest arrival (a trio system task, spawned on first need, so tests need no extra
+Each datagram a :class:`SimSocket` sends is shaped by the :class:`~rpc.testing._faults.LinkShaper`
+of its (source, destination) direction. Copies with no delay land in the receiver's bounded queue at
+once; delayed copies wait in a :class:`~rpc.testing._delayline.DelayLine`, whose one task sleeps
+until the earliest arrival (a trio system task, spawned on first need, so tests need no extra
 nursery). Nothing polls: with ``MockClock(autojump_threshold=0)`` an idle simulated second costs
 nothing.
 
@@ -23,8 +23,8 @@ from typing import TextIO
 
 import trio
 
-from rpc._delayline import DelayLine
-from rpc._faults import (
+from rpc.testing._delayline import DelayLine
+from rpc.testing._faults import (
     CLEAN,
     Address,
     Copy,

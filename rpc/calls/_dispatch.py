@@ -12,12 +12,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from rpc import callproto
-from rpc._handler_checks import handler_problems
-from rpc.callproto import Status
+from rpc.calls import callproto
+from rpc.calls._handler_checks import handler_problems
+from rpc.calls.callproto import Status
+from rpc.calls.schema import ValidationError
+from rpc.calls.service import Handler, MethodSpec, ServiceSpec
 from rpc.errors import ApplicationError, InvalidArgument
-from rpc.schema import ValidationError
-from rpc.service import Handler, MethodSpec, ServiceSpec
 
 logger = logging.getLogger("rpc.server")
 
@@ -107,7 +107,7 @@ class CallPlan:
 class ServiceTable:
     """Every ``(service name, version)`` a server serves, with their method plans.
 
-    Building one checks every handler (:mod:`rpc._handler_checks`) and refuses them all at
+    Building one checks every handler (:mod:`rpc.calls._handler_checks`) and refuses them all at
     once with :class:`~rpc.InvalidArgument`, one line per problem, rather than let each call
     of an unfit method fail at run time.
     """

@@ -17,7 +17,7 @@ loop before blocking at least every :data:`IDLE_YIELD_INTERVAL`, for the tasks t
 cannot see (see :meth:`IdleWait.wait`).
 
 Before it blocks it may busy-poll the two sockets, for as long as its :class:`BusyPoll`
-allows (see ``rpc/_busy_poll.py``): a sequential peer nearby answers sooner than a sleeping
+allows (see ``rpc/drivers/_busy_poll.py``): a sequential peer nearby answers sooner than a sleeping
 process is woken.
 
 This reads trio's private run state (the run queue, the epoll registrations, the deadline heap,
@@ -36,7 +36,7 @@ from typing import Any
 
 import trio
 
-from rpc._busy_poll import DEFAULT_BUSY_POLL, BusyPoll
+from rpc.drivers._busy_poll import DEFAULT_BUSY_POLL, BusyPoll
 
 #: Longest blocking wait (seconds). It bounds how late the run notices anything select does not
 #: watch; a loopback or LAN reply takes well under this, and a slower one is then waited for

@@ -17,8 +17,10 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from rpc import callproto, events
-from rpc.callproto import Status
+from rpc.calls import callproto
+from rpc.calls.callproto import Status
+from rpc.calls.schema import ValidationError
+from rpc.calls.service import MethodSpec, ServiceSpec
 from rpc.errors import (
     CallLost,
     CallOutcome,
@@ -36,9 +38,8 @@ from rpc.errors import (
     UnknownService,
     VersionMismatch,
 )
-from rpc.schema import ValidationError
-from rpc.service import MethodSpec, ServiceSpec
-from rpc.stats import EndpointStatistics
+from rpc.transport import events
+from rpc.transport.stats import EndpointStatistics
 
 logger = logging.getLogger("rpc.client")
 

@@ -2,7 +2,7 @@
 
 It listens on 127.0.0.1, forwards each client's datagrams to a target from an upstream socket of
 that client's own (so replies find their way back), and shapes both directions with
-:class:`~rpc._faults.LinkShaper`, the same fault model :class:`rpc.testing.SimNetwork` uses.
+:class:`~rpc.testing._faults.LinkShaper`, the same fault model :class:`rpc.testing.SimNetwork` uses.
 
 From a test::
 
@@ -29,8 +29,11 @@ from types import TracebackType
 
 import trio
 
-from rpc._delayline import DelayLine
-from rpc._faults import (
+from rpc.drivers._io import RECV_BUFSIZE, bind_udp_socket
+from rpc.drivers._nursery import BackgroundNursery
+from rpc.drivers._trio import TrioUdpSocket
+from rpc.testing._delayline import DelayLine
+from rpc.testing._faults import (
     CLEAN,
     Address,
     DropCause,
@@ -40,9 +43,6 @@ from rpc._faults import (
     LinkShaper,
     ReorderDetector,
 )
-from rpc._io import RECV_BUFSIZE, bind_udp_socket
-from rpc._nursery import BackgroundNursery
-from rpc._trio import TrioUdpSocket
 
 #: Clients (distinct source addresses) served at once; the least recently active is evicted
 #: (its upstream socket closed) to make room, so a port scan cannot exhaust file descriptors.

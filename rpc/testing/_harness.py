@@ -1,4 +1,4 @@
-"""Run a service's server and clients over a :class:`~rpc._simnet.SimNetwork` in a few lines.
+"""Run a service's server and clients over a :class:`~rpc.testing.SimNetwork` in a few lines.
 
 Meant for pytest-trio tests on ``MockClock(autojump_threshold=0)`` (the ``autojump_clock``
 fixture)::
@@ -21,14 +21,14 @@ from typing import Any
 
 import trio
 
-from rpc._faults import CLEAN, LinkFaults
-from rpc._nursery import BackgroundNursery
-from rpc._simnet import SimNetwork
+from rpc.calls.service import Handler
 from rpc.client import Client, connect
-from rpc.config import TransportConfig
+from rpc.drivers._nursery import BackgroundNursery
 from rpc.errors import RpcError
 from rpc.server import Server
-from rpc.service import Handler
+from rpc.testing._faults import CLEAN, LinkFaults
+from rpc.testing._simnet import SimNetwork
+from rpc.transport.config import TransportConfig
 
 Address = tuple[str, int]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Final
 
-from rpc.events import Address
+from rpc.transport.events import Address
 
 #: The fields of :class:`Counters`, for code that walks them by name.
 COUNTER_NAMES: Final = (

@@ -7,11 +7,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
-from rpc.acks import AckTracker
-from rpc.compression import Compressor
-from rpc.config import TransportConfig
 from rpc.errors import BadDatagram
-from rpc.events import (
+from rpc.transport.acks import AckTracker
+from rpc.transport.compression import Compressor
+from rpc.transport.config import TransportConfig
+from rpc.transport.events import (
     Address,
     MessageAcked,
     MessageReceived,
@@ -19,7 +19,7 @@ from rpc.events import (
     SendCapacityAvailable,
     TransportEvent,
 )
-from rpc.fragments import (
+from rpc.transport.fragments import (
     DUPLICATE,
     MALFORMED,
     REFUSED,
@@ -27,10 +27,10 @@ from rpc.fragments import (
     Reassembler,
     ReassemblyBudget,
 )
-from rpc.recovery import LossRecovery, SentPacket
-from rpc.rtt import RttEstimator
-from rpc.stats import Counters
-from rpc.wire import (
+from rpc.transport.recovery import LossRecovery, SentPacket
+from rpc.transport.rtt import RttEstimator
+from rpc.transport.stats import Counters
+from rpc.transport.wire import (
     CRC_SIZE,
     DATA_HEAD,
     FLAG_ACK,

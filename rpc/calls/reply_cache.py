@@ -25,7 +25,7 @@ import dataclasses
 import enum
 import heapq
 
-Address = tuple[str, int]  # as in rpc.endpoint (Contract 2)
+Address = tuple[str, int]  # as in rpc.transport.endpoint (Contract 2)
 SessionKey = tuple[Address, int]  # (client address, client endpoint epoch)
 
 #: Bytes charged per entry on top of its reply, so that reply-less entries are bounded too
