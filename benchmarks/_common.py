@@ -43,9 +43,9 @@ SERVER_READY_TIMEOUT = 30.0
 #: How long a server gets to exit after its stdin closes, before it is terminated (seconds).
 SERVER_EXIT_GRACE = 3.0
 
-#: Payload sizes of the throughput sections (issue 7): 1 KiB, 64 KiB, 1 MiB.
+#: Payload sizes of the throughput sections: 1 KiB, 64 KiB, 1 MiB.
 PAYLOAD_SIZES = {"1KiB": 1024, "64KiB": 64 * 1024, "1MiB": 1024 * 1024}
-#: Payload of the small-call sections (issue 7: "16 B echo").
+#: Payload of the small-call sections: a 16 B echo.
 SMALL_PAYLOAD = b"0123456789abcdef"
 
 
@@ -58,7 +58,7 @@ def payload_of(size: int) -> bytes:
     return random.Random(size).randbytes(size)
 
 
-#: Calls in flight in the concurrency section (issue 7).
+#: Calls in flight in the concurrency section.
 IN_FLIGHT = 32
 #: Largest message the benchmark services must carry; gRPC's default limit is 4 MiB.
 MAX_MESSAGE = 8 * 1024 * 1024

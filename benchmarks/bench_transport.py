@@ -1,10 +1,10 @@
-"""The reliable transport alone (issue 4): whole messages echoed over ``Endpoint`` + ``TrioDriver``.
+"""The reliable transport alone: whole messages echoed over ``Endpoint`` + ``TrioDriver``.
 
     python benchmarks/bench_transport.py [--quick]
 
 No RPC layer: the server's event callback sends every received message straight back, and the
 client waits for it with one task wake-up. This isolates what the transport costs over a raw
-trio UDP ping-pong (issue 4: small round trips within 1.5x its latency; 1 MiB messages at
+trio UDP ping-pong (its targets: small round trips within 1.5x its latency; 1 MiB messages at
 300 MB/s or more with large datagrams on loopback). The server runs in a subprocess.
 """
 

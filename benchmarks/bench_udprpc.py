@@ -47,7 +47,7 @@ LOOPBACK_CONFIG = TransportConfig(max_datagram_size=MAX_UDP_PAYLOAD)
 CALL_TIMEOUT = 10.0
 #: A section stops early after this many failed calls: its figures would mean nothing.
 MAX_ERRORS = 50
-#: Datagram loss rates of the loss sections (each direction), as in issue 7.
+#: Datagram loss rates of the loss sections (each direction).
 LOSS_RATES = {"loss1%": 0.01, "loss5%": 0.05}
 #: Seed of the chaos proxy, so two runs see the same pattern of losses.
 PROXY_SEED = 7

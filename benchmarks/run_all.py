@@ -6,7 +6,7 @@
 Each suite runs as its own client process, and each client starts its server (and, for the
 loss sections, a chaos proxy) as further processes, so no two measured parties share an
 interpreter. Every figure is printed with its ratio to the raw trio UDP ping-pong (the physical
-limit for a trio program) and to the matching gRPC figure, then the targets of issue 7 are
+limit for a trio program) and to the matching gRPC figure, then the performance targets are
 checked and reported as PASS or MISS.
 
 After the rounds, ``paired.py`` measures the sequential small calls once more, each short
@@ -143,7 +143,7 @@ class Figures:
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """One target of issue 7: a figure compared with another figure or with a bound."""
+    """One performance target: a figure compared with another figure or with a bound."""
 
     text: str
     check: Callable[[Figures], tuple[bool | None, str]]  # (passed or None if unmeasurable, detail)
@@ -198,7 +198,8 @@ TARGETS = (
     _ratio_target("udprpc-sync", "1MiB", "grpc-sync", "1MiB", 0.75),
     _p99_target("udprpc-async", "loss5%", 25.0),
     _p99_target("udprpc-sync", "loss5%", 25.0),
-    # Issue 4: round trips within 1.5x the raw trio latency, i.e. at least 1/1.5 of its rate.
+    # The transport alone: round trips within 1.5x the raw trio latency, i.e. at least 1/1.5
+    # of its rate.
     _ratio_target("udprpc-transport", "seq16", "raw-trio", "seq16", round(1 / 1.5, 2)),
     _ratio_target(
         "udprpc-transport", "pair:udprpc-transport", "raw-trio", "pair:udprpc-transport",
@@ -314,7 +315,7 @@ def print_report(results: Sequence[c.Result]) -> None:
     measured, by_cpu = Figures(results), Figures(results, cpu_bound_rate)
     print_measured(measured)
     print_cpu_view(by_cpu)
-    print_targets(measured, "Targets, measured (issue 7; the last three are issue 4's):")
+    print_targets(measured, "Targets, measured (the last three are the transport's alone):")
     print("A seq16 ratio to raw trio compares suites run minutes apart, a pair: ratio sections")
     print("run back to back (paired.py): on a machine whose speed drifts, pair: is the estimate.")
     print_targets(by_cpu, "Targets, judged by CPU per call (an estimate for an idle machine):")

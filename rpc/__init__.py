@@ -10,6 +10,7 @@ from rpc import _accel
 
 _accel.install()  # before anything imports the transport core: never run a stale extension
 
+from rpc import aio as aio  # rpc.aio.connect: the asyncio client
 from rpc._serving import run_server
 from rpc.calls import schema as schema  # generated code refers to rpc.schema.<descriptor>
 from rpc.calls.reply_cache import ReplyCache, ReplyCacheStatistics

@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 
 import trio
 
+from rpc._call_flow import AsyncCallFlow
 from rpc.calls import callproto
 from rpc.calls._call_table import (
     ACKED,
-    CallTable,
     ClientStatistics,
     PendingCall,
     deadline_exceeded,
@@ -34,20 +34,14 @@ from rpc.calls._call_table import (
     reply_of,
 )
 from rpc.calls.retry import (
-    Retries,
     RetryPolicy,
-    check_retry,
-    check_timeout,
-    default_policy,
-    not_sent,
 )
-from rpc.calls.service import MethodSpec, ServiceSpec
 from rpc.drivers._busy_poll import DEFAULT_BUSY_POLL, check_busy_poll
 from rpc.drivers._deadlines import DeadlineWatcher, wake_expired
 from rpc.drivers._io import DatagramSocket, client_bind_host, connect_to_server
 from rpc.drivers._nursery import BackgroundNursery
 from rpc.drivers._trio import TrioDriver, open_udp_socket
-from rpc.errors import CallOutcome, ClientClosed, DeadlineExceeded, RpcError, SendBufferFull
+from rpc.errors import CallOutcome, ClientClosed, DeadlineExceeded, SendBufferFull
 from rpc.transport import events
 from rpc.transport.config import TransportConfig
 from rpc.transport.endpoint import Endpoint
@@ -61,7 +55,7 @@ def _is_waiting(pending: PendingCall) -> bool:
     return pending.wake is not None
 
 
-class Client:
+class Client(AsyncCallFlow):
     """A connection to one server; implements ``rpc.AsyncCaller``. Create with :func:`connect`."""
 
     def __init__(
@@ -74,11 +68,9 @@ class Client:
         retry: RetryPolicy | None = None,
         connected: bool = False,
     ) -> None:
-        self._endpoint = endpoint
-        self._server = server
-        #: The calls' default retry policy (``NO_RETRY`` unless ``connect`` was given one).
-        self._retry = default_policy(retry)
-        self._table = CallTable()
+        super().__init__(endpoint, server, retry)
+        self._now = trio.current_time
+        self._sleep = trio.sleep
         self._table.on_capacity = self._on_capacity
         # ``connected``: ``sock`` is connected to the server, so an ICMP port unreachable
         # comes back as ECONNREFUSED and ends the calls at once (nothing listens there).
@@ -99,133 +91,14 @@ class Client:
         self._prober: trio.lowlevel.Task | None = None
 
     @property
-    def server_address(self) -> Address:
-        """The server this client calls."""
-        return self._server
-
-    @property
     def local_address(self) -> Address:
         """The client's own socket address (where the server sees its calls come from)."""
         return self._driver.address
 
-    # -- calls ------------------------------------------------------------------------------
-
-    async def call(
-        self,
-        service: ServiceSpec,
-        method: MethodSpec[R],
-        args: tuple[object, ...],
-        *,
-        timeout: float | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> R:
-        """Make one call (used by generated clients); see ``rpc.AsyncCaller``.
-
-        ``timeout`` (seconds, ``None`` for none) is the one deadline of the whole call: the
-        handshake, every attempt and every backoff. ``retry`` overrides the client's default
-        policy for this call (``rpc.NO_RETRY`` turns retrying off). A ``timeout`` that is not
-        a number raises ``TypeError`` and NaN ``ValueError``; one of 0 or less fails at once
-        with ``DeadlineExceeded`` (``NOT_DELIVERED``), sending nothing.
-        """
-        if timeout is not None and not (type(timeout) is float and 0.0 < timeout < math.inf):
-            timeout = check_timeout(service.name, method.name, timeout)
-        policy = self._retry if retry is None else check_retry(service.name, method.name, retry)
-        table = self._table
-        table.started += 1
-        try:
-            if timeout is not None and timeout <= 0:
-                raise not_sent(timeout)
-            wire_args = table.encode_args(service, method, args)
-            deadline = None if timeout is None else trio.current_time() + timeout
-            if policy.attempts == 1:
-                result: R = await self._attempt(service, method, wire_args, deadline, timeout)
-            else:
-                result = await self._call_with_retries(
-                    service, method, wire_args, deadline, timeout, policy
-                )
-        except RpcError as exc:
-            table.failed[type(exc).__name__] += 1
-            if method.idempotent:
-                exc.idempotent = True
-            raise
-        table.succeeded += 1
-        return result
-
-    async def _attempt(
-        self,
-        service: ServiceSpec,
-        method: MethodSpec[R],
-        wire_args: object,
-        deadline: float | None,
-        timeout: float | None,
-    ) -> R:
-        """One attempt of a call: the handshake if needed, the round trip, the result."""
-        table = self._table
-        if table.needs_handshake(method):
-            await self._handshake(deadline)
-            if deadline is not None:
-                timeout = deadline - trio.current_time()
-                if timeout <= 0:  # the handshake took all the time: send nothing
-                    raise not_sent(timeout)
-        pending, payload = table.build_call(service, method, wire_args, timeout)
-        reply = await self._round_trip(pending, payload, deadline, timeout)
-        if reply is not None and reply[0] is callproto.Status.OK:
-            result: R = reply[1]  # type: ignore[assignment]  # checked just below
-            if type(result) is not method.result_plain:  # else valid as it is (bytes)
-                result = table.finish(service, method, pending, reply)
-        else:
-            result = table.finish(service, method, pending, reply)
-        return result
-
-    async def _call_with_retries(
-        self,
-        service: ServiceSpec,
-        method: MethodSpec[R],
-        wire_args: object,
-        deadline: float | None,
-        timeout: float | None,
-        policy: RetryPolicy,
-    ) -> R:
-        """Attempts under ``policy`` until one succeeds, all are made, or the deadline nears.
-
-        Each attempt is a new call (a new call number) with the time that remains; the backoff
-        between attempts never passes the deadline (when it would, the last error is raised
-        at once). The error raised carries the outcome of all attempts together.
-        """
-        retries = Retries(policy, method.idempotent)
-        while True:
-            try:
-                return await self._attempt(service, method, wire_args, deadline, timeout)
-            except RpcError as exc:
-                delay = retries.next_delay(exc, trio.current_time(), deadline)
-                if delay is None:
-                    raise
-            await trio.sleep(delay)
-            self._table.retries += 1
-            if deadline is not None:
-                timeout = deadline - trio.current_time()
-
-    async def ping(self, *, timeout: float | None = None) -> float:
-        """Call the server's null procedure; returns the round-trip time in seconds."""
-        start = trio.current_time()
-        pending, payload = self._table.build_ping()
-        deadline = None if timeout is None else start + timeout
-        await self._round_trip(pending, payload, deadline, timeout)
-        return trio.current_time() - start
-
-    async def _handshake(self, deadline: float | None) -> None:
-        """Ping to learn the server's epoch before the first cached call.
-
-        Each call that needs it sends its own ping, even when others are under way: under
-        loss, parallel pings are redundancy (sharing one ping made every caller wait for its
-        retransmission; see docs/rpc-layer.md §2.5).
-        """
-        pending, payload = self._table.build_ping()
-        try:
-            await self._round_trip(pending, payload, deadline, None)
-        except RpcError as exc:
-            exc.outcome = CallOutcome.NOT_DELIVERED  # the call itself was never sent
-            raise
+    def _send(self, payload: bytes, *, keep_liveness_clock: bool = False) -> int:
+        if keep_liveness_clock:
+            return self._driver.send_message(self._server, payload, keep_liveness_clock=True)
+        return self._driver.send_message(self._server, payload)
 
     async def _round_trip(
         self, pending: PendingCall, payload: bytes, deadline: float | None, timeout: float | None
@@ -315,23 +188,12 @@ class Client:
             self._driver.followers -= 1
             wake_expired(pending.task)
 
-    def _abandon(self, pending: PendingCall) -> None:
-        cancel = self._table.abandon(pending)
-        if cancel is not None:
-            with contextlib.suppress(RpcError):  # best effort: the server may not hear of it
-                self._driver.send_message(self._server, cancel)
-
     async def _probe_loop(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Every probe interval while calls are outstanding, ask the server after the calls
-        that were delivered and have waited since the last tick (``CallTable.calls_to_probe``).
-
-        A live server acknowledges the probe (or re-sends a lost reply); a dead one leaves it
-        unacknowledged, and the transport declares it unreachable ``peer_timeout`` after its
-        last acknowledgement, failing every call. With no call outstanding the task parks
-        until one is sent: an idle client neither wakes nor sends.
-        """
+        """A probe tick (``AsyncCallFlow._probe_tick``) every probe interval while calls are
+        outstanding. With no call outstanding the task parks until one is sent: an idle
+        client neither wakes nor sends."""
         task_status.started()
         table = self._table
         while True:
@@ -339,13 +201,7 @@ class Client:
                 self._prober = trio.lowlevel.current_task()
                 await trio.lowlevel.wait_task_rescheduled(self._abort_probe_park)
             await trio.sleep(self._probe_interval)
-            due = table.calls_to_probe()
-            if due:
-                table.probes += 1
-                with contextlib.suppress(RpcError):  # buffer full or closed: calls time out
-                    self._driver.send_message(
-                        self._server, callproto.encode_probe(due), keep_liveness_clock=True
-                    )
+            self._probe_tick()
 
     def _abort_probe_park(self, _: object) -> trio.lowlevel.Abort:
         self._prober = None
@@ -354,17 +210,6 @@ class Client:
     def _on_capacity(self) -> None:
         self._capacity.set()
         self._capacity = trio.Event()
-
-    # -- life cycle -------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Fail outstanding calls with ``ClientClosed`` and refuse new ones."""
-        self._table.close()
-
-    def statistics(self) -> ClientStatistics:
-        """A snapshot of this client's counters."""
-        return self._table.statistics(self._endpoint.statistics())
-
 
 @contextlib.asynccontextmanager
 async def connect(

@@ -394,12 +394,16 @@ class CallTable:
                     event.addr, len(self._calls))
         self._by_message.clear()
         self._undelivered.clear()
-        self.fail_all(
-            lambda p: ShuttingDown(
-                "the server shut down without running the call",
-                outcome=CallOutcome.NOT_EXECUTED,
+        def error(pending: PendingCall) -> RpcError:
+            if pending.oneway and pending.sent:
+                # Its ACK, not an answer, tells a oneway call it arrived, and nothing makes the
+                # server wait for that ACK to arrive before it closes: it may have run.
+                return ShuttingDown("the server shut down", outcome=CallOutcome.UNKNOWN)
+            return ShuttingDown(
+                "the server shut down without running the call", outcome=CallOutcome.NOT_EXECUTED
             )
-        )
+
+        self.fail_all(error)
 
     def _lose_server(
         self,

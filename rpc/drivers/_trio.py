@@ -600,14 +600,15 @@ class TrioDriver(Generic[EventT]):
             # Wait first: after a small datagram another is rarely waiting already, and a
             # failed non-blocking read costs an exception (~5k instructions). A burst of
             # large datagrams is drained by _on_datagram without waiting. The wait is each
-            # read's cancel point (the timer fires even under a flood) and, unless the run
-            # has nothing else to do (IdleWait), its schedule point.
+            # read's cancel point (the timer fires even under a flood) and, unless a poll
+            # of an idle run finds the datagram (IdleWait), its schedule point.
             if udp._closed:
                 raise trio.ClosedResourceError("socket was closed")
             # With calls in flight (parked followers) or a burst under way, datagrams come
             # faster than they are handled and trio's wait lets them pile up into batches;
-            # one at a time through select would cost more. Otherwise (a sequential peer),
-            # an idle run waits in select (IdleWait): no trip through the run loop.
+            # polling for them one at a time would cost more. Otherwise (a sequential peer),
+            # an idle run polls the socket briefly first (IdleWait): when the datagram comes
+            # in time, no trip through the run loop.
             if self._bursting or self.followers or not await idle_wait(fd, closed):
                 if closed():  # meanwhile, by another task
                     raise trio.ClosedResourceError("socket was closed")

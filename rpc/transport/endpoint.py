@@ -503,7 +503,9 @@ class Endpoint:
         new_epoch = dgram.sender_epoch
         if new_epoch == peer.epoch or new_epoch in peer.retired_epochs:
             return  # stale notice, or about a datagram from before we learned its epoch
-        self._restart_peer(peer, new_epoch, now, dgram.packet_number)
+        # 0 names no packet (older senders send 0; so may a notice answering packet 0): then
+        # only what was never sent is known to be unseen.
+        self._restart_peer(peer, new_epoch, now, dgram.packet_number or None)
 
     def _on_close(self, dgram: Datagram, peer: Peer | None, now: float) -> None:
         """The peer ends its session with us: drop its state at once."""

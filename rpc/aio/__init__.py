@@ -1,0 +1,12 @@
+"""asyncio support: the same clients as trio's, on an asyncio event loop (or uvloop).
+
+``rpc.aio.connect`` takes the arguments of :func:`rpc.connect` and gives a client that the
+generated client classes use unchanged::
+
+    async with rpc.aio.connect("127.0.0.1", 7000) as client:
+        print(await CalculatorClient(client).add(1, 2, timeout=1.0))
+"""
+
+from rpc.aio.client import Client, connect
+
+__all__ = ["Client", "connect"]
