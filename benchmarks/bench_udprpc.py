@@ -1,6 +1,6 @@
-"""This framework (udprpc) on 127.0.0.1: the async client and the sync client.
+"""This framework (udprpc) on 127.0.0.1: the trio client, the sync client, the asyncio client.
 
-    python benchmarks/bench_udprpc.py [--quick] [--client async|sync|both] [--no-loss]
+    python benchmarks/bench_udprpc.py [--quick] [--client async|sync|aio|both|all] [--no-loss]
         [--busy-poll SECONDS] [--workloads seq16 ...]
 
 Sections per client: sequential 16 B echo calls (calls/s, p50/p99), 32 calls in flight (async
@@ -18,6 +18,7 @@ system's label, e.g. ``udprpc-async-poll0us``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import importlib.util
@@ -303,12 +304,72 @@ def _run_sync(
     return results
 
 
+async def measure_asyncio(
+    echo: AsyncEcho, payload: bytes, budget: c.Budget, concurrency: int = 1
+) -> c.Recorder:
+    """:func:`measure_async` on asyncio: ``concurrency`` tasks sharing one budget."""
+    for _ in range(budget.warmup_calls):
+        if await echo(payload) != payload:
+            raise RuntimeError("udprpc echo returned the wrong bytes")
+    recorder = c.Recorder(budget)
+
+    async def worker() -> None:
+        while recorder.running() and recorder.errors < MAX_ERRORS:
+            start = time.perf_counter()
+            try:
+                await echo(payload)
+            except rpc.RpcError:
+                recorder.record_error()
+            else:
+                recorder.record(time.perf_counter() - start)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    recorder.finish()
+    return recorder
+
+
+async def _run_aio(
+    port: int,
+    stubs: ModuleType,
+    sections: Sequence[Section],
+    profile: c.Profile,
+    busy_poll: float,
+) -> list[c.Result]:
+    """The sections, in order, over one asyncio connection (``rpc.aio.connect``)."""
+    system = system_name("aio", busy_poll)
+    results = []
+    async with rpc.aio.connect(c.LOOPBACK, port, config=LOOPBACK_CONFIG) as conn:
+        client = stubs.BenchClient(conn)  # the same generated class as on trio
+
+        async def echo(payload: bytes) -> bytes:
+            result: bytes = await client.echo(payload, timeout=CALL_TIMEOUT)
+            return result
+
+        for section in sections:
+            payload = c.payload_of(section.payload)
+            try:
+                rec = await measure_asyncio(
+                    echo, payload, section.budget(profile), section.concurrency
+                )
+            except Exception as exc:  # report the section as failed, go on with the next
+                results.append(_failed(system, section, exc))
+            else:
+                note = _loss_note(conn.statistics()) if section.loss else ""
+                results.append(
+                    c.Result.from_recorder(system, section.workload, len(payload), rec, note)
+                )
+    return results
+
+
 Runner = Callable[[int, ModuleType, Sequence[Section], c.Profile, float], list[c.Result]]
 RUNNERS: dict[str, Runner] = {
     "async": lambda port, stubs, sections, profile, busy_poll: trio.run(
         _run_async, port, stubs, sections, profile, busy_poll
     ),
     "sync": _run_sync,
+    "aio": lambda port, stubs, sections, profile, busy_poll: asyncio.run(
+        _run_aio(port, stubs, sections, profile, busy_poll)
+    ),
 }
 
 
@@ -362,7 +423,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         trio.run(run_proxy, args.target, args.loss)
         return 0
     parser = c.base_parser(__doc__.splitlines()[0] if __doc__ else "udprpc benchmark")
-    parser.add_argument("--client", choices=["async", "sync", "both"], default="both")
+    parser.add_argument(
+        "--client", choices=["async", "sync", "aio", "both", "all"], default="both",
+        help="async: trio client; aio: asyncio client; both: async and sync; all: the three",
+    )
     parser.add_argument("--no-loss", action="store_true", help="skip the chaos-proxy sections")
     parser.add_argument(
         "--stubs", type=Path, help="use this generated bench.py instead of running rpcgen"
@@ -376,7 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run only these sections (e.g. seq16 inflight32 loss5%%)",
     )
     args = parser.parse_args(args_list)
-    kinds = ["async", "sync"] if args.client == "both" else [args.client]
+    kinds = {"both": ["async", "sync"], "all": ["async", "sync", "aio"]}.get(
+        args.client, [args.client]
+    )
     profile = c.profile_from_args(args)
     results = []
     with generated_stubs(args.stubs) as stubs_path:

@@ -13,7 +13,7 @@ import collections
 import math
 import types
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -61,6 +61,14 @@ def _start_inline_runner(
     return runner
 
 
+class Cancellable(Protocol):
+    """A running handler's cancel handle: ``trio.CancelScope`` or ``asyncio.Task``."""
+
+    def cancel(self) -> object:
+        """Cancel the handler."""
+        ...
+
+
 class AdmittedCall:
     """One admitted call on its way through the queue and a worker."""
 
@@ -93,8 +101,9 @@ class AdmittedCall:
         self.cancelled = False
         #: False once the client closed its session: run the call, send no reply.
         self.reply_wanted = True
-        #: The worker's cancel scope while the handler runs, else None.
-        self.scope: trio.CancelScope | None = None
+        #: What cancels the running handler (the worker's cancel scope on trio, its task on
+        #: asyncio) while it runs, else None.
+        self.scope: Cancellable | None = None
         self.context: CallContext | None = None
 
     def call_context(self) -> CallContext:
@@ -195,7 +204,7 @@ class Executor:
         has no checkpoint), and a deadline that passed while it ran means no reply, as in a
         worker.
         """
-        assert self._pool is not None
+        assert self._pool is not None, "start() first"
         if not call.plan.inline or self._queue or len(self._running) >= self._max_concurrent:
             self._to_worker(call)
             return

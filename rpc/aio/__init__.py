@@ -1,4 +1,4 @@
-"""asyncio support: the same clients as trio's, on an asyncio event loop (or uvloop).
+"""asyncio support: the same client and server as trio's, on an asyncio event loop (or uvloop).
 
 ``rpc.aio.connect`` takes the arguments of :func:`rpc.connect` and gives a client that the
 generated client classes use unchanged::
@@ -8,5 +8,6 @@ generated client classes use unchanged::
 """
 
 from rpc.aio.client import Client, connect
+from rpc.aio.server import Server
 
-__all__ = ["Client", "connect"]
+__all__ = ["Client", "Server", "connect"]

@@ -142,6 +142,17 @@ class AsyncioDriver(asyncio.DatagramProtocol, Generic[EventT]):
         self._flush(now)
         return message_id
 
+    def now(self) -> float:
+        """The driver's clock (the endpoint's time)."""
+        return self._clock()
+
+    def abort(self) -> None:
+        """Close the transport at once, sending nothing (a crash, as far as peers can tell)."""
+        if not self._closed and self._transport is not None:
+            self._closed = True
+            self._cancel_timer()
+            self._transport.abort()
+
     def statistics(self) -> DriverStatistics:
         """Socket-level counters."""
         return DriverStatistics(**self._counts)
@@ -149,15 +160,17 @@ class AsyncioDriver(asyncio.DatagramProtocol, Generic[EventT]):
     async def aclose(self) -> None:
         """End every session (an owed ACK and a CLOSE to each peer, best effort), send what
         is pending and close the transport."""
-        if not self._closed and self._transport is not None:
+        if self._transport is None:
+            return
+        if not self._closed:
             now = self._clock()
             self.endpoint.close_all_peers(now=now)
             self._flush(now)
             self._closed = True
             self._cancel_timer()
             self._transport.close()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), 1.0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._lost.wait(), 1.0)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import select
 import socket
-import types
 from typing import Any
 
 import pytest
@@ -15,7 +13,6 @@ import trio.testing
 import rpc
 from rpc.drivers._blocking import BlockingDriver
 from rpc.drivers._busy_poll import DEFAULT_BUSY_POLL, HIT_RATE_TO_POLL, PROBE_INTERVAL, BusyPoll
-from rpc.drivers._idle_wait import IdleWait
 from rpc.errors import InvalidArgument
 from rpc.transport.endpoint import Endpoint
 
@@ -82,77 +79,7 @@ def test_a_bad_budget_is_a_typed_error(bad: Any) -> None:
         BusyPoll(bad)
 
 
-# --------------------------------------------------------------------------- IdleWait
-
-
-@pytest.fixture
-def select_timeouts(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The timeout of every ``select`` IdleWait makes (0 is a poll)."""
-    timeouts: list[float] = []
-
-    def recording(r: Any, w: Any, x: Any, timeout: float) -> Any:
-        timeouts.append(timeout)
-        return select.select(r, w, x, timeout)
-
-    monkeypatch.setattr("rpc.drivers._idle_wait.select", types.SimpleNamespace(select=recording))
-    return timeouts
-
-
-def _idle_wait_once(idle: IdleWait, fd: int) -> bool:
-    async def main() -> bool:
-        await trio.testing.wait_all_tasks_blocked()  # trio's own tasks start runnable
-        return await idle.wait(fd, lambda: False)
-
-    return trio.run(main)
-
-
-def test_idle_wait_finds_a_waiting_datagram_by_polling(
-    pair: tuple[socket.socket, ...], select_timeouts: list[float]
-) -> None:
-    a, b = pair
-    a.sendto(b"x", b.getsockname())
-    idle = IdleWait()
-    assert _idle_wait_once(idle, b.fileno())
-    assert select_timeouts == [0]  # one poll found it: no blocking select
-    assert idle.busy_poll.hit_rate == 1.0
-
-
-def test_idle_wait_polls_for_its_budget_then_blocks_and_counts_a_miss(
-    pair: tuple[socket.socket, ...], select_timeouts: list[float]
-) -> None:
-    _, b = pair
-    idle = IdleWait(busy_poll=0.001)
-    assert not _idle_wait_once(idle, b.fileno())  # nothing comes: the wait times out
-    polls = select_timeouts[:-1]
-    assert polls
-    assert set(polls) == {0}
-    assert 0 < select_timeouts[-1] < 0.002  # the blocking rest of the wait
-    assert idle.busy_poll.hit_rate < 1.0
-
-
-def test_idle_wait_without_a_budget_blocks_at_once(
-    pair: tuple[socket.socket, ...], select_timeouts: list[float]
-) -> None:
-    a, b = pair
-    a.sendto(b"x", b.getsockname())
-    idle = IdleWait(busy_poll=0)
-    assert _idle_wait_once(idle, b.fileno())
-    assert len(select_timeouts) == 1
-    assert select_timeouts[0] > 0
-
-
-def test_idle_wait_blocks_at_once_once_polls_keep_missing(
-    pair: tuple[socket.socket, ...], select_timeouts: list[float]
-) -> None:
-    a, b = pair
-    idle = IdleWait(busy_poll=0.0002)
-    for _ in range(6):  # six misses: a far peer
-        assert not _idle_wait_once(idle, b.fileno())
-    a.sendto(b"x", b.getsockname())
-    select_timeouts.clear()
-    assert _idle_wait_once(idle, b.fileno())
-    assert len(select_timeouts) == 1
-    assert select_timeouts[0] > 0
+# IdleWait, which polls through BusyPoll, has its own tests: tests/drivers/test_idle_wait.py.
 
 
 # --------------------------------------------------------------------------- BlockingDriver

@@ -35,7 +35,8 @@ def test_every_python_block_compiles() -> None:
 
 def test_guide_names_its_files() -> None:
     assert set(guide_files()) == {
-        "kv.idl", "kv_server.py", "kv_client.py", "kv_sync_client.py", "test_kv.py"
+        "kv.idl", "kv_server.py", "kv_client.py", "kv_client_asyncio.py", "kv_sync_client.py",
+        "test_kv.py",
     }
 
 
@@ -63,6 +64,7 @@ def test_guide_files_run_as_documented(tmp_path: Path) -> None:
         assert server.stdout is not None
         assert server.stdout.readline() == f"serving on ('127.0.0.1', {port})\n"
         async_client = run(tmp_path, "kv_client.py")
+        asyncio_client = run(tmp_path, "kv_client_asyncio.py")
         sync_client = run(tmp_path, "kv_sync_client.py")
     finally:
         server.terminate()
@@ -70,6 +72,10 @@ def test_guide_files_run_as_documented(tmp_path: Path) -> None:
     assert async_client.returncode == 0, async_client.stderr
     lines = async_client.stdout.splitlines()
     assert lines[:3] == ["1 b'hello'", "missing: nope", "hits: 100"]
+    assert re.fullmatch(r"round trip: \d+\.\d ms", lines[3])
+    assert asyncio_client.returncode == 0, asyncio_client.stderr
+    lines = asyncio_client.stdout.splitlines()  # the same calls again, on asyncio
+    assert lines[:3] == ["2 b'hello'", "missing: nope", "hits: 200"]
     assert re.fullmatch(r"round trip: \d+\.\d ms", lines[3])
     assert sync_client.returncode == 0, sync_client.stderr
     assert sync_client.stdout == "b'hi'\n2 calls\n"

@@ -184,3 +184,15 @@ def test_messages_sent_only_to_the_new_incarnation_are_unseen() -> None:
     assert event.new_epoch == 0x52
     assert only_new in event.unseen_message_ids
     assert maybe_seen not in event.unseen_message_ids
+
+
+def test_a_notice_naming_packet_zero_proves_nothing_about_what_was_sent() -> None:
+    client, old = pair()
+    delivered(client, old, b"warm-up", now=0.0)
+    sent = client.send_message(SERVER, b"sent", now=1.0)
+    client.datagrams_to_send(now=1.0)
+    notice = wire.encode_epoch_notice(0x52, CLIENT_EPOCH, 0)  # an older sender's notice
+    client.receive_datagram(notice, SERVER, now=1.5)
+    (event,) = drain(client)
+    assert event.new_epoch == 0x52
+    assert sent not in event.unseen_message_ids  # it may have reached the old incarnation
