@@ -131,3 +131,11 @@ def test_call_unknown_reply_is_call_lost() -> None:
     with pytest.raises(rpc.CallLost) as raised:
         table.finish(LAB_V2, BUMP, pending, pending.result)  # type: ignore[arg-type]
     assert raised.value.outcome is rpc.CallOutcome.UNKNOWN
+
+
+def test_a_oneway_call_outstanding_at_a_drained_close_may_have_run() -> None:
+    table = CallTable()
+    oneway = started(table, RECORD)  # sent; its ACK has not come back
+    table.handle_event(events.PeerClosed(SERVER, 0x51, True))
+    assert isinstance(oneway.result, rpc.ShuttingDown)
+    assert oneway.result.outcome is rpc.CallOutcome.UNKNOWN  # nothing waited for its ACK
