@@ -4,7 +4,9 @@
     python benchmarks/raw_pingpong.py --quick    # about a second per section
 
 A 16-byte datagram goes to an echo server in another process and back, one at a time, first
-with plain blocking sockets on both sides, then with trio sockets on both sides. No framing, no
+with plain blocking sockets on both sides, then with trio sockets on both sides, then with
+asyncio datagram transports on both sides (``--mode asyncio``: the limit the asyncio client is
+compared with). No framing, no
 acks, no retransmission: whatever an RPC layer adds shows up as its distance from these figures.
 Every loop is bounded by a round-trip count and a deadline; a lost datagram (there should be
 none on loopback) is counted as an error after a short timeout instead of hanging the run.
@@ -12,11 +14,12 @@ none on loopback) is counted as an error after a short timeout instead of hangin
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import TextIO, cast
 
 import _common as c
 import trio
@@ -52,9 +55,28 @@ async def _serve_trio() -> None:
             await sock.sendto(data, addr)
 
 
+class _EchoProtocol(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.transport.sendto(data, addr)
+
+
+async def _serve_asyncio() -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        _EchoProtocol, local_addr=(c.LOOPBACK, 0)
+    )
+    c.serve_forever_guard()
+    c.announce_ready(transport.get_extra_info("sockname")[1])
+    await asyncio.sleep(c.SERVER_MAX_LIFETIME)
+
+
 SERVERS: dict[str, Callable[[], None]] = {
     "blocking": serve_blocking,
     "trio": lambda: c.trio_run(_serve_trio),
+    "asyncio": lambda: asyncio.run(_serve_asyncio()),
 }
 
 
@@ -116,9 +138,52 @@ async def _measure_trio(port: int, budget: c.Budget) -> c.Recorder:
     return recorder
 
 
+class _ReplyProtocol(asyncio.DatagramProtocol):
+    """Completes ``waiter`` with each datagram that arrives."""
+
+    def __init__(self) -> None:
+        self.waiter: asyncio.Future[bytes] | None = None
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(data)
+
+
+async def _measure_asyncio(port: int, budget: c.Budget) -> c.Recorder:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(
+        _ReplyProtocol, remote_addr=(c.LOOPBACK, port)
+    )
+    payload = c.SMALL_PAYLOAD
+
+    async def round_trip() -> bool:
+        protocol.waiter = loop.create_future()
+        transport.sendto(payload)
+        try:
+            return await asyncio.wait_for(protocol.waiter, REPLY_TIMEOUT) == payload
+        except TimeoutError:
+            return False
+
+    try:
+        for _ in range(budget.warmup_calls):
+            await round_trip()
+        recorder = c.Recorder(budget)
+        while recorder.running():
+            start = time.perf_counter()
+            if await round_trip():
+                recorder.record(time.perf_counter() - start)
+            else:
+                recorder.record_error()
+        recorder.finish()
+    finally:
+        transport.close()
+    return recorder
+
+
 CLIENTS: dict[str, Callable[[int, c.Budget], c.Recorder]] = {
     "blocking": measure_blocking,
     "trio": lambda port, budget: trio.run(_measure_trio, port, budget),
+    "asyncio": lambda port, budget: asyncio.run(_measure_asyncio(port, budget)),
 }
 
 
@@ -160,9 +225,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         SERVERS[parser.parse_args(args_list[1:]).mode]()
         return 0
     parser = c.base_parser(__doc__.splitlines()[0] if __doc__ else "raw UDP ping-pong")
-    parser.add_argument("--mode", choices=["blocking", "trio", "both"], default="both")
+    parser.add_argument(
+        "--mode", choices=["blocking", "trio", "asyncio", "both", "all"], default="both"
+    )
     args = parser.parse_args(args_list)
-    modes = ["blocking", "trio"] if args.mode == "both" else [args.mode]
+    modes = {"both": ["blocking", "trio"], "all": ["blocking", "trio", "asyncio"]}.get(
+        args.mode, [args.mode]
+    )
     results = [run_mode(mode, c.profile_from_args(args)) for mode in modes]
     print_microseconds(results, sys.stderr if args.json else sys.stdout)
     if args.json:
