@@ -125,12 +125,9 @@ class BlockingDriver(Generic[EventT]):
             raise ClientClosed("the transport is closed")
         if now is None:
             now = self._clock()
-        if keep_liveness_clock:
-            message_id = self.endpoint.send_message(
-                addr, payload, now=now, keep_liveness_clock=True
-            )
-        else:
-            message_id = self.endpoint.send_message(addr, payload, now=now)
+        message_id = self.endpoint.send_message(
+            addr, payload, now=now, keep_liveness_clock=keep_liveness_clock
+        )
         self._flush(now)
         return message_id
 

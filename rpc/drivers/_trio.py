@@ -209,12 +209,9 @@ class TrioDriver(Generic[EventT]):
         if self._closed:
             raise ClientClosed("the transport is closed")
         now = self._clock()
-        if keep_liveness_clock:
-            message_id = self.endpoint.send_message(
-                addr, payload, now=now, keep_liveness_clock=True
-            )
-        else:
-            message_id = self.endpoint.send_message(addr, payload, now=now)
+        message_id = self.endpoint.send_message(
+            addr, payload, now=now, keep_liveness_clock=keep_liveness_clock
+        )
         self._flush(now)
         return message_id
 

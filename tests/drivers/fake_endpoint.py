@@ -32,7 +32,9 @@ class FakeEndpoint:
         self.stuck_timer = stuck_timer
         self.closed_at: list[float] = []
 
-    def send_message(self, addr: Address, payload: bytes, *, now: float) -> int:
+    def send_message(
+        self, addr: Address, payload: bytes, *, now: float, keep_liveness_clock: bool = False
+    ) -> int:
         self.next_id += 1
         self.outgoing.append((b"M" + self.next_id.to_bytes(4, "big") + payload, addr))
         if self.timer_after_send is not None:
