@@ -1,14 +1,13 @@
 """Scenario 19: the same lossy workload on every event loop the framework serves. Server and
 client both run on trio, on asyncio, or on uvloop, over real UDP through the chaos proxy (in a
-thread of its own), which loses, duplicates and corrupts datagrams both ways: every call
-returns its own intact result, and none runs twice. The simulated network needs trio's clock,
-so on asyncio the faults are applied to real traffic in real time."""
+thread of its own: ``rpc.testing.ChaosProxyThread``), which loses, duplicates and corrupts
+datagrams both ways: every call returns its own intact result, and none runs twice. The
+simulated network needs trio's clock, so on asyncio the faults apply to real traffic in real
+time."""
 
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 import trio
 
 import rpc
-from rpc.testing import ChaosProxy, LinkFaults, ProxyStatistics
+from rpc.testing import ChaosProxyThread, LinkFaults
 from tests.acceptance.helpers import Ledger, apply_checked
 from tests.acceptance.service import Chaos
 
@@ -32,32 +31,6 @@ CONCURRENCY = 16
 FAULTS = LinkFaults(loss=0.10, duplicate=0.05, corrupt=0.05)
 LOOPS = ["trio", "asyncio", pytest.param("uvloop", marks=pytest.mark.skipif(
     uvloop is None, reason="uvloop is not available on this platform"))]
-
-
-class ProxyThread:
-    """A chaos proxy in front of ``target``, on trio, in a thread of its own."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self._target = target
-        self._ready: queue.Queue[tuple[int, trio.lowlevel.TrioToken, trio.Event]] = queue.Queue()
-        self._thread = threading.Thread(target=trio.run, args=(self._run,), daemon=True)
-        self.statistics: ProxyStatistics | None = None
-
-    async def _run(self) -> None:
-        done = trio.Event()
-        async with ChaosProxy(self._target, FAULTS, FAULTS, seed=19) as proxy:
-            self._ready.put((proxy.address[1], trio.lowlevel.current_trio_token(), done))
-            await done.wait()
-            self.statistics = proxy.statistics()
-
-    def __enter__(self) -> int:
-        self._thread.start()
-        port, self._token, self._done = self._ready.get(timeout=30)
-        return port
-
-    def __exit__(self, *exc: object) -> None:
-        trio.from_thread.run_sync(self._done.set, trio_token=self._token)
-        self._thread.join(30)
 
 
 @pytest.fixture
@@ -107,7 +80,7 @@ def _run(loop: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
 def test_s19_lossy_workload_on_every_loop(chaos: Chaos, ports: int, loop: str) -> None:
     impl = chaos.impl()
     ledger = Ledger()
-    proxy = ProxyThread(("127.0.0.1", ports))
+    proxy = ChaosProxyThread(("127.0.0.1", ports), FAULTS, FAULTS, seed=19)
 
     async def main() -> None:
         if loop == "trio":
@@ -121,13 +94,13 @@ def test_s19_lossy_workload_on_every_loop(chaos: Chaos, ports: int, loop: str) -
             ) as conn:
                 await _workload(chaos.client(conn), ledger)
 
-    with proxy as proxy_port:
+    with proxy:
+        proxy_port = proxy.address[1]
         _run(loop, main)
     assert ledger.failed == {}
     assert ledger.returned == set(range(1, CALLS + 1))
     ledger.check_at_most_once(impl.executions)
-    stats = proxy.statistics
-    assert stats is not None
+    stats = proxy.statistics()
     assert stats.to_server.dropped_loss > 0
     assert stats.to_client.dropped_loss > 0
     assert stats.to_server.duplicated > 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import trio
 import trio.testing
@@ -135,3 +137,29 @@ def test_command_line_faults_and_directions() -> None:
         main(["--target", "127.0.0.1:9000", "--loss", "2"])
     with pytest.raises(SystemExit):
         main(["--target", "nonsense"])
+
+
+def test_the_proxy_thread_serves_blocking_code_and_changes_faults_from_outside() -> None:
+    import socket as stdlib_socket
+
+    from rpc.testing import ChaosProxyThread
+
+    echo = stdlib_socket.socket(stdlib_socket.AF_INET, stdlib_socket.SOCK_DGRAM)
+    echo.bind(("127.0.0.1", 0))
+    echo.settimeout(5.0)
+    client = stdlib_socket.socket(stdlib_socket.AF_INET, stdlib_socket.SOCK_DGRAM)
+    client.settimeout(5.0)
+    with echo, client, ChaosProxyThread(echo.getsockname()) as proxy:
+        client.sendto(b"through", proxy.address)
+        data, _ = echo.recvfrom(100)
+        assert data == b"through"
+        proxy.set_faults(to_server=LinkFaults(loss=1.0))
+        client.sendto(b"lost", proxy.address)
+        client.sendto(b"lost", proxy.address)
+        for _ in range(500):  # the proxy thread counts both drops
+            if proxy.statistics().to_server.dropped_loss == 2:
+                break
+            threading.Event().wait(0.01)
+    stats = proxy.statistics()  # readable after the thread stopped
+    assert stats.to_server.delivered == 1
+    assert stats.to_server.dropped_loss == 2
