@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import rpc
-from rpc.calls._call_table import CallTable, error_of_reply, result_of_reply
+from rpc.calls._call_table import CallTable
+from rpc.calls._replies import error_of_reply, result_of_reply
 from rpc.calls.callproto import Status
 from rpc.errors import CallOutcome
 from rpc.transport.events import MessageAcked
