@@ -18,6 +18,7 @@ import rpc
 from rpc.testing import ChaosProxyThread, LinkFaults
 from tests.acceptance.helpers import Ledger, apply_checked
 from tests.acceptance.service import Chaos
+from tests.examples.harness import free_udp_port
 
 try:
     import uvloop
@@ -36,11 +37,7 @@ LOOPS = ["trio", "asyncio", pytest.param("uvloop", marks=pytest.mark.skipif(
 @pytest.fixture
 def ports() -> int:
     """A free UDP port for the server (the proxy needs it before the server starts)."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_udp_port()
 
 
 async def _workload(client: Any, ledger: Ledger) -> None:

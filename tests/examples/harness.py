@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import re
+import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+
+from codegen.cli import main as rpcgen
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Bounds: a hang fails the test instead of stalling the suite (the machine may be loaded).
@@ -17,6 +22,30 @@ RUN_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 
 _LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def generate_service(
+    directory: Path, name: str, idl: str, server_script: str, module_name: str
+) -> ModuleType:
+    """Write ``NAME.idl`` and ``NAME_server.py`` into ``directory``, run rpcgen there, and
+    import the generated ``NAME.py`` as ``module_name`` (for tests of real server processes)."""
+    (directory / f"{name}.idl").write_text(idl)
+    (directory / f"{name}_server.py").write_text(server_script)
+    assert rpcgen([str(directory / f"{name}.idl"), "-o", str(directory)]) == 0
+    spec = importlib.util.spec_from_file_location(module_name, directory / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_module(module: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -14,8 +14,7 @@ import pytest
 
 from codegen.cli import main as rpcgen
 from rpc.transport.config import TransportConfig
-from tests.examples.harness import ROOT, RUN_TIMEOUT, STOP_TIMEOUT
-from tests.examples.test_readme import free_udp_port
+from tests.examples.harness import ROOT, RUN_TIMEOUT, STOP_TIMEOUT, free_udp_port
 
 GUIDE = ROOT / "docs" / "guide.md"
 #: A block introduced by "`name.ext`:" is that file.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from codegen.cli import main as rpcgen
-from tests.examples.harness import ROOT, STARTUP_TIMEOUT, STOP_TIMEOUT
+from tests.examples.harness import ROOT, STARTUP_TIMEOUT, STOP_TIMEOUT, free_udp_port
 
 pytestmark = pytest.mark.realnet
 
@@ -26,12 +25,6 @@ def readme_example() -> tuple[str, str, str]:
     server, client = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(idl) == 1
     return idl[0], server, client
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_readme_example_runs(tmp_path: Path) -> None:

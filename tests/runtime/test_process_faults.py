@@ -6,9 +6,7 @@ tests can count executions across incarnations: that is the evidence of at-most-
 from __future__ import annotations
 
 import collections
-import importlib.util
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,10 +19,9 @@ import pytest
 import trio
 
 import rpc
-from codegen.cli import main as rpcgen
 from rpc.errors import CallOutcome
 from rpc.transport.config import TransportConfig
-from tests.examples.harness import STARTUP_TIMEOUT, STOP_TIMEOUT
+from tests.examples.harness import STARTUP_TIMEOUT, STOP_TIMEOUT, free_udp_port, generate_service
 
 pytestmark = pytest.mark.realnet
 
@@ -73,22 +70,7 @@ rpc.run_server(
 def stubs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModuleType]:
     """The directory of the generated stubs and the server script; the stubs module."""
     directory = tmp_path_factory.mktemp("work")
-    (directory / "work.idl").write_text(IDL)
-    (directory / "work_server.py").write_text(SERVER)
-    assert rpcgen([str(directory / "work.idl"), "-o", str(directory)]) == 0
-    spec = importlib.util.spec_from_file_location("process_faults_work", directory / "work.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return directory, module
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return directory, generate_service(directory, "work", IDL, SERVER, "process_faults_work")
 
 
 class Servers:

@@ -10,7 +10,6 @@ is. The in-process tests signal the test process itself (``os.kill``) while
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import re
 import signal
@@ -25,9 +24,8 @@ import pytest
 import trio
 
 import rpc
-from codegen.cli import main as rpcgen
 from rpc.errors import CallOutcome
-from tests.examples.harness import STOP_TIMEOUT, _first_line
+from tests.examples.harness import STOP_TIMEOUT, _first_line, generate_service
 from tests.runtime.harness import LabImpl
 from tests.runtime.lab_service import LabClient
 
@@ -88,16 +86,7 @@ print("stopped", flush=True)
 def stubs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModuleType]:
     """The directory holding the generated stubs and the server script; the stubs module."""
     directory = tmp_path_factory.mktemp("holder")
-    (directory / "holder.idl").write_text(IDL)
-    (directory / "holder_server.py").write_text(SERVER)
-    assert rpcgen([str(directory / "holder.idl"), "-o", str(directory)]) == 0
-    spec = importlib.util.spec_from_file_location("signal_test_holder", directory / "holder.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return directory, module
+    return directory, generate_service(directory, "holder", IDL, SERVER, "signal_test_holder")
 
 
 class ServerProcess:
