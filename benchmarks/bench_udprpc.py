@@ -148,10 +148,28 @@ AsyncEcho = Callable[[bytes], Awaitable[bytes]]
 SyncEcho = Callable[[bytes], bytes]
 
 
+async def _trio_workers(worker: Callable[[], Awaitable[None]], count: int) -> None:
+    async with trio.open_nursery() as nursery:
+        for _ in range(count):
+            nursery.start_soon(worker)
+
+
+async def _asyncio_workers(worker: Callable[[], Awaitable[None]], count: int) -> None:
+    await asyncio.gather(*(worker() for _ in range(count)))
+
+
+Workers = Callable[[Callable[[], Awaitable[None]], int], Awaitable[None]]
+
+
 async def measure_async(
-    echo: AsyncEcho, payload: bytes, budget: c.Budget, concurrency: int = 1
+    echo: AsyncEcho,
+    payload: bytes,
+    budget: c.Budget,
+    concurrency: int = 1,
+    workers: Workers = _trio_workers,
 ) -> c.Recorder:
-    """``concurrency`` trio tasks each making sequential calls, sharing one budget."""
+    """``concurrency`` tasks (trio's, or asyncio's with ``workers=_asyncio_workers``) each
+    making sequential calls, sharing one budget."""
     for _ in range(budget.warmup_calls):
         if await echo(payload) != payload:
             raise RuntimeError("udprpc echo returned the wrong bytes")
@@ -167,9 +185,7 @@ async def measure_async(
             else:
                 recorder.record(time.perf_counter() - start)
 
-    async with trio.open_nursery() as nursery:
-        for _ in range(concurrency):
-            nursery.start_soon(worker)
+    await workers(worker, concurrency)
     recorder.finish()
     return recorder
 
@@ -236,6 +252,38 @@ def _failed(system: str, section: Section, exc: Exception) -> c.Result:
     return c.Result.skipped(system, section.workload, f"failed: {exc!r}")
 
 
+async def _measure_sections(
+    system: str,
+    conn: rpc.Client | rpc.aio.Client,
+    stubs: ModuleType,
+    sections: Sequence[Section],
+    profile: c.Profile,
+    workers: Workers,
+) -> list[c.Result]:
+    """The sections, in order, over one async connection (trio's or asyncio's)."""
+    client = stubs.BenchClient(conn)  # the same generated class on either loop
+    results = []
+
+    async def echo(payload: bytes) -> bytes:
+        result: bytes = await client.echo(payload, timeout=CALL_TIMEOUT)
+        return result
+
+    for section in sections:
+        payload = c.payload_of(section.payload)
+        try:
+            rec = await measure_async(
+                echo, payload, section.budget(profile), section.concurrency, workers
+            )
+        except Exception as exc:  # report the section as failed, go on with the next
+            results.append(_failed(system, section, exc))
+        else:
+            note = _loss_note(conn.statistics()) if section.loss else ""
+            results.append(
+                c.Result.from_recorder(system, section.workload, len(payload), rec, note)
+            )
+    return results
+
+
 async def _run_async(
     port: int,
     stubs: ModuleType,
@@ -243,32 +291,13 @@ async def _run_async(
     profile: c.Profile,
     busy_poll: float,
 ) -> list[c.Result]:
-    """The sections, in order, over one async connection."""
-    system = system_name("async", busy_poll)
-    results = []
+    """The sections over one trio connection (``rpc.connect``)."""
     async with rpc.connect(
         c.LOOPBACK, port, config=LOOPBACK_CONFIG, busy_poll=busy_poll
     ) as conn:
-        client = stubs.BenchClient(conn)
-
-        async def echo(payload: bytes) -> bytes:
-            result: bytes = await client.echo(payload, timeout=CALL_TIMEOUT)
-            return result
-
-        for section in sections:
-            payload = c.payload_of(section.payload)
-            try:
-                rec = await measure_async(
-                    echo, payload, section.budget(profile), section.concurrency
-                )
-            except Exception as exc:  # report the section as failed, go on with the next
-                results.append(_failed(system, section, exc))
-            else:
-                note = _loss_note(conn.statistics()) if section.loss else ""
-                results.append(
-                    c.Result.from_recorder(system, section.workload, len(payload), rec, note)
-                )
-    return results
+        return await _measure_sections(
+            system_name("async", busy_poll), conn, stubs, sections, profile, _trio_workers
+        )
 
 
 def _run_sync(
@@ -304,30 +333,6 @@ def _run_sync(
     return results
 
 
-async def measure_asyncio(
-    echo: AsyncEcho, payload: bytes, budget: c.Budget, concurrency: int = 1
-) -> c.Recorder:
-    """:func:`measure_async` on asyncio: ``concurrency`` tasks sharing one budget."""
-    for _ in range(budget.warmup_calls):
-        if await echo(payload) != payload:
-            raise RuntimeError("udprpc echo returned the wrong bytes")
-    recorder = c.Recorder(budget)
-
-    async def worker() -> None:
-        while recorder.running() and recorder.errors < MAX_ERRORS:
-            start = time.perf_counter()
-            try:
-                await echo(payload)
-            except rpc.RpcError:
-                recorder.record_error()
-            else:
-                recorder.record(time.perf_counter() - start)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    recorder.finish()
-    return recorder
-
-
 async def _run_aio(
     port: int,
     stubs: ModuleType,
@@ -335,30 +340,11 @@ async def _run_aio(
     profile: c.Profile,
     busy_poll: float,
 ) -> list[c.Result]:
-    """The sections, in order, over one asyncio connection (``rpc.aio.connect``)."""
-    system = system_name("aio", busy_poll)
-    results = []
+    """The sections over one asyncio connection (``rpc.aio.connect``)."""
     async with rpc.aio.connect(c.LOOPBACK, port, config=LOOPBACK_CONFIG) as conn:
-        client = stubs.BenchClient(conn)  # the same generated class as on trio
-
-        async def echo(payload: bytes) -> bytes:
-            result: bytes = await client.echo(payload, timeout=CALL_TIMEOUT)
-            return result
-
-        for section in sections:
-            payload = c.payload_of(section.payload)
-            try:
-                rec = await measure_asyncio(
-                    echo, payload, section.budget(profile), section.concurrency
-                )
-            except Exception as exc:  # report the section as failed, go on with the next
-                results.append(_failed(system, section, exc))
-            else:
-                note = _loss_note(conn.statistics()) if section.loss else ""
-                results.append(
-                    c.Result.from_recorder(system, section.workload, len(payload), rec, note)
-                )
-    return results
+        return await _measure_sections(
+            system_name("aio", busy_poll), conn, stubs, sections, profile, _asyncio_workers
+        )
 
 
 Runner = Callable[[int, ModuleType, Sequence[Section], c.Profile, float], list[c.Result]]
