@@ -69,6 +69,14 @@ class Cancellable(Protocol):
         ...
 
 
+class CallPool(Protocol):
+    """Workers that take admitted calls (trio's ``WorkerPool``, or asyncio tasks)."""
+
+    def submit(self, item: AdmittedCall) -> bool:
+        """Start ``item`` on a free worker; False when every worker is busy."""
+        ...
+
+
 class AdmittedCall:
     """One admitted call on its way through the queue and a worker."""
 
@@ -155,7 +163,7 @@ class Executor:
         #: Called whenever a call ends. The server sets it when it starts draining (nothing
         #: else needs to know), so serving costs no call per RPC for it.
         self.on_done: Callable[[], None] | None = None
-        self._pool: WorkerPool[AdmittedCall] | None = None
+        self._pool: CallPool | None = None
         self._clock: Callable[[], float] = trio.current_time
         self._running: dict[CallId, AdmittedCall] = {}
         #: The call whose handler runs inline right now (it is running, but not in _running:

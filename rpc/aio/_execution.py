@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 from rpc._execution import AdmittedCall, Executor
 from rpc.calls.callproto import Status
@@ -61,7 +61,7 @@ class AsyncioExecutor(Executor):
     def start(self, nursery: Any = None) -> None:
         """Start running calls (in the running loop; ``nursery`` is trio's and unused)."""
         self._tasks = _TaskPool(self._run_in_task, self._next_queued, self._max_concurrent)
-        self._pool = cast(Any, self._tasks)  # the base class only calls its submit()
+        self._pool = self._tasks
         self._clock = time.monotonic  # the asyncio driver's clock: deadlines are on it
 
     def stop(self) -> None:

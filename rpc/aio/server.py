@@ -188,9 +188,5 @@ class Server(ServerCore):
             for signum in signals:
                 loop.remove_signal_handler(signum)
 
-    def statistics(self) -> ServerStatistics:
-        """A snapshot of this server's counters."""
-        return super().statistics()
-
 
 __all__ = ["Server", "ServerStatistics"]
